@@ -1,0 +1,27 @@
+"""Audio layer: loading/validating waveforms and computing encoder features."""
+
+from .features import FBANK_DIM, fbank, fbank_num_frames, whisper_log_mel, whisper_num_frames
+from .io import (
+    SAMPLE_RATE,
+    AudioError,
+    AudioLimits,
+    AudioSource,
+    duration_seconds,
+    load_audio,
+    validate_waveform,
+)
+
+__all__ = [
+    "FBANK_DIM",
+    "SAMPLE_RATE",
+    "AudioError",
+    "AudioLimits",
+    "AudioSource",
+    "duration_seconds",
+    "fbank",
+    "fbank_num_frames",
+    "load_audio",
+    "validate_waveform",
+    "whisper_log_mel",
+    "whisper_num_frames",
+]

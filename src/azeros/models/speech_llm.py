@@ -1,0 +1,524 @@
+"""SpeechLLM: a frozen causal LM, frozen speech encoders and one trainable projector per encoder.
+
+Audio reaches the LLM the way DESIGN.md's prompt policy says: the conversation is rendered with the
+LLM's own chat template by :class:`azeros.text.PromptRenderer`, each audio slot becomes as many positions
+as its projector outputs, and the projected frames are scattered into those positions of the token
+embeddings (after a count check). Only the projectors have ``requires_grad``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from azeros.audio import AudioSource, load_audio
+from azeros.models.encoders import SpeechEncoder, build_encoder
+from azeros.models.llm import load_llm, resolve_dtype
+from azeros.models.projector import Projector
+from azeros.text import IGNORE_INDEX, Message, PromptRenderer, RenderedChat, get_mode, oracle_parts, user_message
+
+__all__ = ["Answer", "EncoderSpec", "SpeechLLM", "SpeechLLMConfig", "TokenBatch"]
+
+EncoderRole = Literal["semantic", "paralinguistic"]
+ROLES: tuple[EncoderRole, ...] = ("semantic", "paralinguistic")
+# Weight names of the reference checkpoints, kept so their projectors load here.
+PROJECTOR_KEYS = {"semantic": "speech_encoder_projector", "paralinguistic": "paraling_encoder_projector"}
+WEIGHT_FILES = ("model.safetensors", "pretrained.safetensors", "pretrained.pt", "model.pt")
+_DEFAULT = "default"
+
+
+@dataclass
+class EncoderSpec:
+    """One frozen encoder of a model.
+
+    Attributes:
+        kind: ``whisper``, ``whisper-ct2`` or ``ge2e``.
+        role: ``semantic`` (fills ``<text>``) or ``paralinguistic`` (fills ``<meta>``).
+        options: arguments of the encoder class (e.g. ``{"path": "whisper-tiny.en-ct2"}``).
+    """
+
+    kind: str
+    role: EncoderRole = "semantic"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SpeechLLMConfig:
+    """Everything needed to rebuild a SpeechLLM; saved as ``config.json``.
+
+    Attributes:
+        llm: hub id, folder, ``.gguf`` file or embedded alias of the frozen LLM.
+        encoders: the encoders, semantic first.
+        projector_stack: k, frames concatenated per LLM position.
+        projector_hidden: hidden width of the projectors (``None``: the LLM's width).
+        chat_mode: the mode whose context (oracle layout, system message) is used at inference;
+            ``None`` picks ``sift_sp`` with two encoders and ``sift_s`` with one.
+        dtype: the LLM's dtype (``auto``, ``fp32``, ``bf16``, ``fp16``).
+    """
+
+    llm: str
+    encoders: list[EncoderSpec]
+    projector_stack: int = 4
+    projector_hidden: int | None = None
+    chat_mode: str | None = None
+    dtype: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": "azeros", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SpeechLLMConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}  # tolerate unknown keys
+        known["encoders"] = [EncoderSpec(**e) for e in known.get("encoders", [])]
+        return cls(**known)
+
+
+@dataclass
+class Answer:
+    """One generated answer.
+
+    Attributes:
+        text: the answer, special tokens removed.
+        finish_reason: ``stop`` (ended by itself) or ``length`` (cut at ``max_new_tokens``).
+        token_ids: the generated ids, without the end token.
+    """
+
+    text: str
+    finish_reason: Literal["stop", "length"]
+    token_ids: list[int]
+
+
+@dataclass
+class TokenBatch:
+    """LLM inputs of a batch: embeddings with audio in place, mask and (for training) labels."""
+
+    inputs_embeds: torch.Tensor  # [b, L, H]
+    attention_mask: torch.Tensor  # [b, L]
+    labels: torch.Tensor | None  # [b, L], IGNORE_INDEX where unsupervised
+
+
+class SpeechLLM(nn.Module):
+    """A frozen LLM that hears through frozen encoders and trainable projectors.
+
+    Args:
+        config: the model description.
+        llm: an already loaded LLM (otherwise loaded from ``config.llm``).
+        tokenizer: its tokenizer (required with ``llm``).
+        encoders: already built encoders by role (otherwise built from ``config.encoders``).
+        verbose: print the parameter counts at construction.
+    """
+
+    def __init__(
+        self,
+        config: SpeechLLMConfig,
+        *,
+        llm: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        encoders: Mapping[str, SpeechEncoder] | None = None,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__()
+        roles = [spec.role for spec in config.encoders]
+        if not roles or len(roles) > 2 or len(set(roles)) != len(roles) or "semantic" not in roles:
+            raise ValueError(f"a SpeechLLM needs a semantic encoder and at most one paralinguistic; got {roles}")
+        if llm is None:
+            llm, tokenizer = load_llm(config.llm, resolve_dtype(config.dtype))
+        elif tokenizer is None:
+            raise ValueError("pass the tokenizer together with the llm")
+        llm.requires_grad_(False)
+        llm.eval()
+        self.config = config
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.roles: tuple[EncoderRole, ...] = tuple(r for r in ROLES if r in roles)
+        built = dict(encoders or {})
+        for spec in config.encoders:
+            if spec.role not in built:
+                built[spec.role] = build_encoder(spec.kind, **spec.options)
+            spec.options = built[spec.role].config()  # what is saved is exactly what was built
+        self.encoders = nn.ModuleDict({role: built[role] for role in self.roles})
+        self.encoders.requires_grad_(False)
+        width = llm.get_input_embeddings().embedding_dim
+        self.projectors = nn.ModuleDict(
+            {
+                role: Projector(self.encoders[role].dim, width, config.projector_stack, config.projector_hidden)
+                for role in self.roles
+            }
+        )
+        self.chat_mode = get_mode(config.chat_mode or ("sift_sp" if len(self.roles) == 2 else "sift_s"))
+        self.renderer = PromptRenderer(tokenizer)
+        if verbose:
+            print(self.describe(), file=sys.stderr)
+
+    # ----------------------------------------------------------------------------------------- basics
+
+    def describe(self) -> str:
+        """One paragraph on what trains and what is frozen."""
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        frozen_llm = sum(p.numel() for p in self.llm.parameters())
+        shapes = ", ".join(
+            f"{role}: {p.linear1.in_features} -> {p.linear1.out_features} -> {p.linear2.out_features}"
+            for role, p in self.projectors.items()
+        )
+        encoders = ", ".join(f"{role} {enc.kind}" for role, enc in self.encoders.items())
+        return (
+            f"SpeechLLM: {trainable:,} trainable parameters, projectors only ({shapes}); "
+            f"frozen: LLM {type(self.llm).__name__} {frozen_llm:,}, encoders {encoders}"
+        )
+
+    def train(self, mode: bool = True) -> SpeechLLM:
+        # Only the projectors ever leave eval mode: the frozen parts must see what they saw in generation.
+        super().train(mode)
+        self.llm.eval()
+        self.encoders.eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.projectors.parameters()).device
+
+    def audio_positions(self, num_samples: int) -> dict[EncoderRole, int]:
+        """LLM positions each encoder's projected frames take for a waveform of ``num_samples``."""
+        return {
+            role: self.projectors[role].num_outputs(self.encoders[role].num_frames(num_samples))
+            for role in self.roles
+        }
+
+    # ----------------------------------------------------------------------------------------- prompts
+
+    def user_turn(self, text: str | None = None, *, audio_index: int | None = 0) -> Message:
+        """A user message at inference: this model's audio slots (unless ``audio_index`` is None), then text."""
+        parts = () if audio_index is None else oracle_parts(
+            self.chat_mode.oracle, None, None, encoders=self.roles, audio_index=audio_index
+        )
+        return user_message(parts, text)
+
+    def conversation(self, text: str | None = None, *, audio: bool = True, system: str | None = _DEFAULT) -> list[Message]:
+        """The messages for one question: system (the chat mode's by default), then the user turn."""
+        system_text = self.chat_mode.system_message if system == _DEFAULT else system
+        head = [Message("system", (system_text,))] if system_text else []
+        return [*head, self.user_turn(text, audio_index=0 if audio else None)]
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        audio_samples: Sequence[int],
+        answer: str | None = None,
+        finished: bool = True,
+    ) -> RenderedChat:
+        """Render a conversation whose i-th audio has ``audio_samples[i]`` samples (see PromptRenderer)."""
+        lengths = {
+            (index, role): count
+            for index, samples in enumerate(audio_samples)
+            for role, count in self.audio_positions(samples).items()
+        }
+        return self.renderer.render(messages, audio_lengths=lengths, answer=answer, finished=finished)
+
+    # ----------------------------------------------------------------------------------------- tensors
+
+    def encode(self, waves: Sequence[np.ndarray]) -> dict[EncoderRole, tuple[torch.Tensor, torch.Tensor]]:
+        """Run every frozen encoder: ``{role: (frames [n, t, d], lengths [n])}``."""
+        return {role: self.encoders[role](waves) for role in self.roles}
+
+    def project(
+        self, frames: Mapping[EncoderRole, tuple[torch.Tensor, torch.Tensor]]
+    ) -> dict[EncoderRole, list[torch.Tensor]]:
+        """Project encoder frames: ``{role: [positions_i, H] per audio}``."""
+        out = {}
+        for role, (x, lengths) in frames.items():
+            projected, counts = self.projectors[role](x.to(self.device), lengths)  # [n, t/k, H]
+            out[role] = [projected[i, : int(c)] for i, c in enumerate(counts)]
+        return out
+
+    def embed(
+        self,
+        chats: Sequence[RenderedChat],
+        audio: Sequence[Mapping[tuple[int, str], torch.Tensor]],
+        padding_side: Literal["left", "right"] = "right",
+    ) -> TokenBatch:
+        """Token embeddings with projected audio scattered into each chat's audio positions.
+
+        Args:
+            chats: rendered conversations.
+            audio: per chat, the projected frames ``[positions, H]`` of each ``(audio_index, role)``.
+            padding_side: ``left`` for generation, ``right`` for training.
+
+        Returns:
+            The batch, padded to its longest chat.
+        """
+        longest = max(len(c.input_ids) for c in chats)
+        b = len(chats)
+        ids = torch.full((b, longest), self.renderer.placeholder_id, dtype=torch.long)
+        mask = torch.zeros(b, longest, dtype=torch.long)
+        labels = torch.full((b, longest), IGNORE_INDEX, dtype=torch.long)
+        audio_mask = torch.zeros(b, longest, dtype=torch.bool)
+        pieces: list[torch.Tensor] = []
+        for row, (chat, chat_audio) in enumerate(zip(chats, audio, strict=True)):
+            n = len(chat.input_ids)
+            start = longest - n if padding_side == "left" else 0
+            ids[row, start : start + n] = torch.tensor(chat.input_ids)
+            mask[row, start : start + n] = 1
+            if chat.labels is not None:
+                labels[row, start : start + n] = torch.tensor(chat.labels)
+            for span in chat.audio_spans:
+                frames = chat_audio[(span.audio_index, span.encoder)]
+                if frames.shape[0] != span.length:
+                    raise ValueError(
+                        f"chat {row}: {span.encoder} audio {span.audio_index} has {frames.shape[0]} projected "
+                        f"frames but the prompt holds {span.length} positions for it"
+                    )
+                audio_mask[row, start + span.start : start + span.start + span.length] = True
+                pieces.append(frames)
+        device = self.device
+        embeds = self.llm.get_input_embeddings()(ids.to(device))  # [b, L, H]
+        if pieces:
+            values = torch.cat(pieces).to(embeds.dtype)  # [audio positions, H], in row-major order
+            embeds = embeds.masked_scatter(audio_mask.to(device)[..., None], values)
+        has_labels = any(c.labels is not None for c in chats)
+        return TokenBatch(embeds, mask.to(device), labels.to(device) if has_labels else None)
+
+    def forward(self, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced pass.
+
+        Returns:
+            ``(loss, logits)``: the mean cross-entropy over supervised next tokens and logits ``[b, L, V]``.
+        """
+        logits = self.llm(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
+        if batch.labels is None:
+            raise ValueError("forward needs labels; use generate() for answers")
+        targets = batch.labels[:, 1:]  # position t predicts token t+1
+        loss = nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX
+        )
+        return loss, logits
+
+    def prepare(
+        self,
+        conversations: Sequence[Sequence[Message]],
+        audios: Sequence[Sequence[np.ndarray]],
+        answers: Sequence[str | None] | None = None,
+        finished: Sequence[bool] | None = None,
+        padding_side: Literal["left", "right"] = "right",
+    ) -> TokenBatch:
+        """Render, encode, project and embed a batch of conversations with their audio.
+
+        Args:
+            conversations: per item, its messages.
+            audios: per item, its 16 kHz waveforms in slot order (``audio_index``).
+            answers: per item, the answer to supervise (training) or ``None``.
+            finished: per item, whether its answer ended by itself.
+            padding_side: ``left`` for generation, ``right`` for training.
+        """
+        answers = answers or [None] * len(conversations)
+        finished = finished or [True] * len(conversations)
+        chats = [
+            self.render(msgs, [len(w) for w in waves], answer, done)
+            for msgs, waves, answer, done in zip(conversations, audios, answers, finished, strict=True)
+        ]
+        flat = [w for waves in audios for w in waves]
+        projected = self.project(self.encode(flat)) if flat else {}
+        per_chat: list[dict[tuple[int, str], torch.Tensor]] = []
+        cursor = 0
+        for waves in audios:
+            per_chat.append(
+                {(i, role): projected[role][cursor + i] for i in range(len(waves)) for role in self.roles}
+            )
+            cursor += len(waves)
+        return self.embed(chats, per_chat, padding_side)
+
+    # ----------------------------------------------------------------------------------------- answers
+
+    @torch.no_grad()
+    def generate(
+        self,
+        audios: Sequence[AudioSource | None],
+        texts: Sequence[str | None] | None = None,
+        *,
+        system: str | None = _DEFAULT,
+        max_new_tokens: int = 256,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> list[Answer]:
+        """Answer a batch of spoken (and/or typed) questions; greedy unless ``do_sample``.
+
+        Greedy answers are the same as answering each item alone: audio is encoded and projected per
+        utterance, the batch is left-padded and masked.
+
+        Args:
+            audios: per item, a path, encoded bytes, ``(array, rate)`` or ``None`` for text only.
+            texts: per item, an optional instruction or question written after the audio.
+            system: the system message; by default the chat mode's (none for SIFT modes).
+            max_new_tokens: answer length limit.
+            do_sample: sample instead of greedy.
+            temperature: sampling temperature.
+            top_p: nucleus sampling mass.
+            seed: seeds sampling.
+
+        Returns:
+            One :class:`Answer` per item, in input order.
+        """
+        texts = list(texts) if texts is not None else [None] * len(audios)
+        if len(texts) != len(audios):
+            raise ValueError(f"{len(audios)} audios but {len(texts)} texts")
+        waves = [[] if a is None else [load_audio(a)] for a in audios]
+        conversations = [
+            self.conversation(text, audio=a is not None, system=system) for a, text in zip(audios, texts)
+        ]
+        batch = self.prepare(conversations, waves, padding_side="left")
+        return self.decode(batch, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                           temperature=temperature, top_p=top_p, seed=seed)
+
+    def decode(
+        self,
+        batch: TokenBatch,
+        *,
+        max_new_tokens: int = 256,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> list[Answer]:
+        """Generate answers for a left-padded batch. The model's own generation defaults are not
+        inherited (no hidden repetition penalty): what is asked here is what runs."""
+        stop_ids = self.renderer.stop_ids
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature if do_sample else None,
+            top_p=top_p if do_sample else None,
+            top_k=None,
+            eos_token_id=stop_ids,
+            pad_token_id=stop_ids[0],
+        )
+        if seed is not None:
+            torch.manual_seed(seed)
+        sequences = self.llm.generate(
+            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config
+        )  # [b, new tokens]: with inputs_embeds only, nothing of the prompt is returned
+        answers = []
+        for row in sequences.tolist():
+            end = next((i for i, t in enumerate(row) if t in stop_ids), None)
+            ids = row if end is None else row[:end]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            answers.append(Answer(text, "length" if end is None else "stop", ids))
+        return answers
+
+    # ----------------------------------------------------------------------------------------- files
+
+    def projector_state(self) -> dict[str, torch.Tensor]:
+        """Projector weights under the reference's names (``speech_encoder_projector.linear1.weight``...)."""
+        return {
+            f"{PROJECTOR_KEYS[role]}.{name}": tensor.detach().contiguous().cpu()
+            for role, projector in self.projectors.items()
+            for name, tensor in projector.state_dict().items()
+        }
+
+    def load_projectors(self, path: str | Path, roles: Sequence[str] | None = None) -> list[str]:
+        """Load projector weights from a file or model folder; every asked projector must load completely.
+
+        Args:
+            path: a weights file, or a folder holding one of ``model.safetensors``, ``pretrained.safetensors``,
+                ``pretrained.pt``, ``model.pt`` (reference checkpoints load too).
+            roles: which projectors to load (default: all of this model's).
+
+        Returns:
+            The weight names loaded.
+
+        Raises:
+            FileNotFoundError: no weights file.
+            ValueError: a projector is missing or partial, or a shape differs; nothing is loaded then.
+        """
+        file = _weights_file(Path(path))
+        state = _read_weights(file)
+        loaded: dict[str, dict[str, torch.Tensor]] = {}
+        for role in roles or self.roles:
+            prefix = f"{PROJECTOR_KEYS[role]}."
+            own = self.projectors[role].state_dict()
+            found = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            missing = sorted(set(own) - set(found))
+            if missing:
+                raise ValueError(f"{file}: the {role} projector is missing {', '.join(prefix + m for m in missing)}")
+            for name, tensor in own.items():
+                if found[name].shape != tensor.shape:
+                    raise ValueError(
+                        f"{file}: {prefix}{name} has shape {tuple(found[name].shape)}, "
+                        f"this model needs {tuple(tensor.shape)}"
+                    )
+            loaded[role] = {k: found[k] for k in own}
+        for role, tensors in loaded.items():  # all checked first: a failure leaves the model untouched
+            self.projectors[role].load_state_dict(tensors)
+        return [f"{PROJECTOR_KEYS[role]}.{name}" for role, tensors in loaded.items() for name in tensors]
+
+    def save_pretrained(self, folder: str | Path, *, include_llm: bool = False) -> Path:
+        """Save ``config.json`` and the projectors (``model.safetensors``).
+
+        Args:
+            folder: where to write.
+            include_llm: also copy the frozen LLM into ``folder/llm`` (otherwise the config points to it).
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config.to_dict()
+        if include_llm:
+            self.llm.save_pretrained(folder / "llm")
+            self.tokenizer.save_pretrained(folder / "llm")
+            config["llm"] = "llm"
+        save_file(self.projector_state(), folder / "model.safetensors", metadata={"format": "pt"})
+        (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | Path, *, dtype: str | None = None, device: str | torch.device = "cpu", verbose: bool = True
+    ) -> SpeechLLM:
+        """Load a model folder written by :meth:`save_pretrained`.
+
+        Args:
+            folder: the model folder.
+            dtype: override the saved LLM dtype.
+            device: where to put the model.
+            verbose: print the parameter counts.
+        """
+        folder = Path(folder)
+        config_file = folder / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{folder}: no config.json; not an azeros model folder")
+        config = SpeechLLMConfig.from_dict(json.loads(config_file.read_text()))
+        if dtype is not None:
+            config.dtype = dtype
+        if (folder / config.llm).is_dir():
+            config.llm = str(folder / config.llm)
+        llm, tokenizer = load_llm(config.llm, resolve_dtype(config.dtype, device))
+        model = cls(config, llm=llm, tokenizer=tokenizer, verbose=verbose)
+        model.load_projectors(folder)
+        if (folder / "llm").is_dir():
+            model.config.llm = "llm"
+        return model.to(device)
+
+
+def _weights_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    for name in WEIGHT_FILES:
+        if (path / name).is_file():
+            return path / name
+    raise FileNotFoundError(f"{path}: no projector weights (looked for {', '.join(WEIGHT_FILES)})")
+
+
+def _read_weights(file: Path) -> dict[str, torch.Tensor]:
+    if file.suffix == ".safetensors":
+        return load_file(file)
+    state = torch.load(file, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+    return state.get("state_dict", state) if isinstance(state, dict) else state

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny random models on the real SmolLM2 tokenizer, and test audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from azeros.models import EncoderSpec, GE2EEncoder, SpeechLLM, SpeechLLMConfig, WhisperEncoder, load_tokenizer
+
+TINY_WHISPER = dict(
+    d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=80,
+    max_source_positions=1500,
+)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The real SmolLM2-135M-Instruct tokenizer (ChatML template with a default system prompt)."""
+    return load_tokenizer("smollm2-135m-instruct")
+
+
+def tiny_llm(family: str, vocab_size: int, seed: int = 0):
+    """A 2-layer random causal LM; a large init std keeps greedy choices far from ties."""
+    common = dict(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, initializer_range=0.2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    if family == "llama":
+        return LlamaForCausalLM(LlamaConfig(**common)).eval()
+    if family == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**common)).eval()
+    raise ValueError(family)
+
+
+def tiny_speech_llm(tokenizer, family: str = "llama", *, paralinguistic: bool = False, seed: int = 0) -> SpeechLLM:
+    """A SpeechLLM of tiny random parts: Whisper (semantic) and optionally GE2E (paralinguistic)."""
+    specs = [EncoderSpec("whisper", "semantic")]
+    encoders = {"semantic": WhisperEncoder(config=TINY_WHISPER, seed=seed)}
+    if paralinguistic:
+        specs.append(EncoderSpec("ge2e", "paralinguistic"))
+        encoders["paralinguistic"] = GE2EEncoder(seed=seed)
+    model = SpeechLLM(
+        SpeechLLMConfig(llm="tiny", encoders=specs, dtype="fp32"),
+        llm=tiny_llm(family, len(tokenizer), seed),
+        tokenizer=tokenizer,
+        encoders=encoders,
+        verbose=False,
+    )
+    torch.manual_seed(seed + 1)
+    for p in model.projectors.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    return model
+
+
+def noise(seconds: float, seed: int = 0, rate: int = 16000) -> np.ndarray:
+    """Band-limited noise with a little structure, scaled to a speech-like level."""
+    rng = np.random.default_rng(seed)
+    wave = rng.standard_normal(int(seconds * rate)).astype(np.float32)
+    wave += np.sin(np.arange(wave.size) * (0.02 + 0.01 * (seed % 7))).astype(np.float32)
+    return 0.1 * wave / np.abs(wave).max()

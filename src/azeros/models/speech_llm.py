@@ -9,8 +9,10 @@ embeddings (after a count check). Only the projectors have ``requires_grad``.
 from __future__ import annotations
 
 import json
+import queue
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -414,6 +416,56 @@ class SpeechLLM(nn.Module):
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             answers.append(Answer(text, "length" if end is None else "stop", ids))
         return answers
+
+    def chat(
+        self,
+        audio: AudioSource | Sequence[AudioSource] | None = None,
+        text: str | None = None,
+        history: Any = None,
+        system: str | None = _DEFAULT,
+        **generation: Any,
+    ) -> Answer:
+        """Answer one turn of a conversation; greedy unless ``do_sample=True``.
+
+        Args:
+            audio: a path, encoded bytes, ``(array, rate)``, a list of those, or ``None``.
+            text: an instruction or question written after the audio.
+            history: a :class:`azeros.models.chat.ChatSession` to continue (the turn and its answer are
+                added to it and its cached prefix is reused); ``None`` for a one-off question.
+            system: the system message of a new conversation; by default the chat mode's.
+            **generation: ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``seed``,
+                and ``on_text`` (called with each new piece of the answer).
+        """
+        from azeros.models.chat import ChatSession  # chat.py builds on this module
+
+        session = history if history is not None else ChatSession(self, system=system)
+        return session.ask(audio, text, **generation)
+
+    def stream_chat(
+        self,
+        audio: AudioSource | Sequence[AudioSource] | None = None,
+        text: str | None = None,
+        history: Any = None,
+        system: str | None = _DEFAULT,
+        **generation: Any,
+    ) -> Iterator[str]:
+        """Like :meth:`chat`, but yields the answer piece by piece as it is generated."""
+        pieces: queue.Queue[str | BaseException | None] = queue.Queue()
+
+        def run() -> None:
+            try:
+                self.chat(audio, text, history, system, on_text=pieces.put, **generation)
+                pieces.put(None)
+            except BaseException as error:  # handed to the consumer, which re-raises it
+                pieces.put(error)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        while (piece := pieces.get()) is not None:
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+        worker.join()
 
     # ----------------------------------------------------------------------------------------- files
 

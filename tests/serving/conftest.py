@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import uvicorn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig, WhisperEncoder, load_tokenizer
+from azeros.serve import ServerConfig, ServingLimits, load_server
+from sounds import speechlike
 
 TINY_WHISPER = dict(
     d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=80,
     max_source_positions=1500,
 )
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def speechlike(seconds: float, seed: int = 0, rate: int = 16000) -> np.ndarray:
-    """Noise with a tone in it at a speech-like level: distinct per seed, never silent."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate))
-    wave = 0.3 * rng.standard_normal(t.size) + np.sin(t * (0.02 + 0.01 * (seed % 7)))
-    return (0.1 * wave / np.abs(wave).max()).astype(np.float32)
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +63,46 @@ def wavs(tmp_path_factory) -> list[Path]:
         sf.write(path, speechlike(seconds, seed, rate), rate)
         paths.append(path)
     return paths
+
+
+class RunningServer:
+    """An ``azeros serve`` app in a uvicorn thread on a free loopback port."""
+
+    def __init__(self, app, api_key: str | None = None) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_key = api_key
+        self.app = app
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+API_KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+def server(model_folder):
+    """The tiny model served with an API key, spoken replies on, a 3 s audio limit and a 1 MiB body limit."""
+    config = ServerConfig(
+        api_key=API_KEY, model_name="tiny", speak=True, max_request_bytes=1024 * 1024, max_pending=64,
+        limits=ServingLimits(max_audio_seconds=3.0, default_max_tokens=12),
+    )
+    running = RunningServer(load_server(SpeechLLM.from_pretrained(model_folder, verbose=False), config), API_KEY)
+    yield running
+    running.stop()

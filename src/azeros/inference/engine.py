@@ -1,0 +1,172 @@
+"""A batching engine: requests from many threads are answered together, one ``generate`` per batch.
+
+Callers (server handlers, a benchmark) submit requests from any thread and get a future back. One worker
+thread owns the model: it waits for a request, keeps collecting for a few milliseconds (or until the
+batch is full), then renders, encodes and generates the whole batch at once. Greedy answers are the same
+as answering each request alone (left padding, masked), so batching changes speed, not text.
+
+The queue is bounded: a request that would exceed it is refused at once with :class:`EngineFull`, so an
+overloaded server answers "try later" instead of piling up latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from azeros.models import Answer, SpeechLLM
+from azeros.models.chat import MODE_SYSTEM, GenerationParams, Turn, build_conversation, generate_answers
+
+__all__ = ["Engine", "EngineFull", "EngineRequest"]
+
+logger = logging.getLogger(__name__)
+
+
+class EngineFull(RuntimeError):
+    """The engine already holds as many requests as it may; try again later."""
+
+
+@dataclass
+class EngineRequest:
+    """One conversation to answer.
+
+    Attributes:
+        turns: the conversation, ending with a user turn (audio already decoded to 16 kHz).
+        system: the system message; by default the chat mode's.
+        params: generation parameters (requests with equal params share batches).
+        on_text: called from the engine's thread with each new piece of the answer (streaming).
+    """
+
+    turns: list[Turn]
+    system: str | None = MODE_SYSTEM
+    params: GenerationParams = field(default_factory=GenerationParams)
+    on_text: Callable[[str], None] | None = None
+
+
+@dataclass
+class _Job:
+    request: EngineRequest
+    future: Future
+
+
+class Engine:
+    """Answers requests in batches on one worker thread.
+
+    Args:
+        model: the model; only the engine's thread uses it once the engine runs.
+        max_batch_size: most requests in one ``generate``.
+        batch_window_ms: how long to keep collecting after the first request of a batch arrives.
+        max_pending: most requests waiting or running; more are refused with :class:`EngineFull`.
+    """
+
+    def __init__(
+        self, model: SpeechLLM, *, max_batch_size: int = 8, batch_window_ms: float = 5.0, max_pending: int = 64
+    ) -> None:
+        if max_batch_size < 1 or max_pending < 1:
+            raise ValueError("max_batch_size and max_pending must be at least 1")
+        self.model = model
+        self.max_batch_size = max_batch_size
+        self.batch_window = batch_window_ms / 1000
+        self.max_pending = max_pending
+        self.batches_run = 0
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._run, name="azeros-engine", daemon=True)
+        self._worker.start()
+
+    @property
+    def pending(self) -> int:
+        """Requests waiting or running."""
+        return self._pending
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread is running."""
+        return self._worker.is_alive()
+
+    def submit(self, request: EngineRequest) -> Future[Answer]:
+        """Queue a request; its future resolves to the :class:`Answer` (or the error that stopped it).
+
+        Raises:
+            EngineFull: ``max_pending`` requests are already waiting or running.
+            RuntimeError: the engine was closed.
+        """
+        if not self.alive:
+            raise RuntimeError("the engine is closed")
+        if not request.turns or request.turns[-1].role != "user":
+            raise ValueError("a request's conversation must end with a user turn")
+        with self._lock:
+            if self._pending >= self.max_pending:
+                raise EngineFull(f"{self._pending} requests are already pending (limit {self.max_pending})")
+            self._pending += 1
+        future: Future[Answer] = Future()
+        future.add_done_callback(self._release)
+        self._jobs.put(_Job(request, future))
+        return future
+
+    def close(self) -> None:
+        """Finish the queued requests, then stop the worker."""
+        self._jobs.put(None)
+        self._worker.join()
+
+    def _release(self, _: Future) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        """The first job and whatever else arrives within the window; and whether to stop afterwards."""
+        jobs = [first]
+        deadline = time.monotonic() + self.batch_window
+        while len(jobs) < self.max_batch_size:
+            try:
+                job = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._jobs.get()
+            if first is None:
+                break
+            jobs, stop = self._collect(first)
+            groups: dict[GenerationParams, list[_Job]] = defaultdict(list)
+            for job in jobs:
+                if job.future.set_running_or_notify_cancel():
+                    groups[job.request.params].append(job)
+            for params, group in groups.items():
+                self._answer(params, group)
+
+    def _answer(self, params: GenerationParams, jobs: list[_Job]) -> None:
+        """Generate one batch and hand each job its answer; a failure fails the batch, not the engine."""
+        try:
+            conversations = [build_conversation(self.model, job.request.turns, job.request.system) for job in jobs]
+            batch = self.model.prepare(
+                [messages for messages, _ in conversations], [waves for _, waves in conversations], padding_side="left"
+            )
+            callbacks = [job.request.on_text for job in jobs]
+
+            def on_text(row: int, piece: str) -> None:
+                if callbacks[row] is not None:
+                    callbacks[row](piece)
+
+            answers = generate_answers(self.model, batch, params, on_text=on_text)
+            self.batches_run += 1
+        except Exception as error:  # reported to every caller of the batch; the worker keeps serving
+            logger.exception("a batch of %d requests failed", len(jobs))
+            for job in jobs:
+                job.future.set_exception(error)
+            return
+        for job, answer in zip(jobs, answers, strict=True):
+            job.future.set_result(answer)

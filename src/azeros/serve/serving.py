@@ -1,0 +1,182 @@
+"""Chat completions: a validated request becomes an engine request; the answer becomes OpenAI JSON or SSE.
+
+Nothing here knows about HTTP routing; :mod:`azeros.serve.app` maps :class:`RequestError` to responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+
+from azeros.audio import AudioError, AudioLimits, load_audio
+from azeros.inference import MODE_SYSTEM, Answer, Engine, EngineFull, EngineRequest, Turn
+from azeros.serve.protocol import (
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    Choice,
+    ChunkChoice,
+    DeltaMessage,
+    ErrorBody,
+    ErrorResponse,
+    ReplyAudio,
+    ResponseMessage,
+    completion_id,
+)
+from azeros.serve.speech import Speaker, SpeechError
+
+__all__ = ["RequestError", "ServingChat", "ServingLimits"]
+
+
+class RequestError(Exception):
+    """A request the server refuses; ``status`` is the HTTP status (4xx), ``message`` says why."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """What one request may ask for.
+
+    Attributes:
+        max_audio_seconds: longest accepted audio part.
+        default_max_tokens: answer length when the request gives none.
+        max_tokens_limit: longest answer any request gets.
+    """
+
+    max_audio_seconds: float = 30.0
+    default_max_tokens: int = 256
+    max_tokens_limit: int = 1024
+
+
+class ServingChat:
+    """Answers chat-completion requests through an :class:`Engine`.
+
+    Args:
+        engine: the batching engine.
+        model_name: the name clients must give in ``model``.
+        limits: request limits.
+        speaker: reads answers aloud when a request asks for audio; ``None``: audio replies are refused.
+    """
+
+    def __init__(self, engine: Engine, model_name: str, limits: ServingLimits, speaker: Speaker | None = None) -> None:
+        self.engine = engine
+        self.model_name = model_name
+        self.limits = limits
+        self.speaker = speaker
+        self.audio_limits = AudioLimits(max_seconds=limits.max_audio_seconds)
+
+    async def _turns(self, request: ChatCompletionRequest) -> tuple[list[Turn], str | None]:
+        """The conversation with its audio decoded, and the system message (the chat mode's if none)."""
+        system_texts = [m.text for m in request.messages if m.role in ("system", "developer")]
+        turns = []
+        for i, message in enumerate(request.messages):
+            if message.role in ("system", "developer"):
+                continue
+            audios = []
+            for j, audio in enumerate(message.audio):
+                if message.role == "assistant":
+                    raise RequestError(400, "assistant messages cannot hold audio", param=f"messages[{i}]")
+                name = f"messages[{i}] audio {j} ({audio.format})"
+                try:
+                    audios.append(await run_in_threadpool(load_audio, audio.content, name=name, limits=self.audio_limits))
+                except AudioError as error:
+                    raise RequestError(400, str(error), param=f"messages[{i}].content") from error
+            if message.role == "user" and not audios and not message.text:
+                raise RequestError(400, "a user message needs audio or text", param=f"messages[{i}].content")
+            turns.append(Turn(message.role, message.text or None, audios))
+        return turns, "\n".join(system_texts) if system_texts else MODE_SYSTEM
+
+    async def _check(self, request: ChatCompletionRequest) -> EngineRequest:
+        if request.model != self.model_name:
+            raise RequestError(
+                400, f"unknown model {request.model!r}; this server serves {self.model_name!r}", param="model",
+                kind="model_not_found",
+            )
+        if request.wants_audio and self.speaker is None:
+            raise RequestError(400, "spoken replies are off; start the server with --speak", param="modalities")
+        turns, system = await self._turns(request)
+        params = request.to_params(self.limits.default_max_tokens, self.limits.max_tokens_limit)
+        return EngineRequest(turns, system, params)
+
+    def _submit(self, engine_request: EngineRequest) -> asyncio.Future[Answer]:
+        try:
+            return asyncio.wrap_future(self.engine.submit(engine_request))
+        except EngineFull as error:
+            raise RequestError(429, f"server busy: {error}", kind="rate_limit_exceeded") from error
+
+    async def _reply_audio(self, request: ChatCompletionRequest, text: str) -> ReplyAudio | None:
+        if not request.wants_audio or self.speaker is None or not text.strip():
+            return None
+        try:
+            wav = await run_in_threadpool(self.speaker.synthesize, text)
+        except SpeechError as error:
+            raise RequestError(500, str(error), kind="server_error") from error
+        return ReplyAudio(
+            id=f"audio-{uuid.uuid4().hex}", data=base64.b64encode(wav).decode(), transcript=text,
+            expires_at=int(time.time()) + 3600,
+        )
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
+        """Answer a non-streaming request.
+
+        Raises:
+            RequestError: bad input (400), unknown model (400), a full queue (429).
+        """
+        answer = await self._submit(await self._check(request))
+        message = ResponseMessage(content=answer.text, audio=await self._reply_audio(request, answer.text))
+        return ChatCompletionResponse(
+            id=completion_id(), model=self.model_name, choices=[Choice(message=message, finish_reason=answer.finish_reason)]
+        )
+
+    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[str]:
+        """Validate and queue a streaming request, then return its server-sent events.
+
+        Validation happens before the first event, so a bad request is still a plain 4xx response.
+        """
+        engine_request = await self._check(request)
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str] = asyncio.Queue()
+        engine_request.on_text = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        answer_future = self._submit(engine_request)
+        return self._events(request, pieces, answer_future)
+
+    async def _events(
+        self, request: ChatCompletionRequest, pieces: asyncio.Queue[str], answer_future: asyncio.Future[Answer]
+    ) -> AsyncIterator[str]:
+        chunk_id = completion_id()
+
+        def event(delta: DeltaMessage, finish_reason: str | None = None) -> str:
+            chunk = ChatCompletionChunk(
+                id=chunk_id, model=self.model_name, choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)]
+            )
+            return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
+
+        yield event(DeltaMessage(role="assistant", content=""))
+        while not (answer_future.done() and pieces.empty()):
+            getter = asyncio.ensure_future(pieces.get())
+            await asyncio.wait({getter, answer_future}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield event(DeltaMessage(content=getter.result()))
+            else:
+                getter.cancel()
+        try:
+            answer = answer_future.result()
+            audio = await self._reply_audio(request, answer.text)
+        except Exception as error:  # the stream has started: report in-band, as OpenAI does
+            failure = ErrorResponse(error=ErrorBody(message=str(error), type="server_error"))
+            yield f"data: {failure.model_dump_json()}\n\n"
+        else:
+            yield event(DeltaMessage(audio=audio), answer.finish_reason)
+        yield "data: [DONE]\n\n"

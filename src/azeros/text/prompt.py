@@ -195,6 +195,7 @@ def target_messages(
     key: str = "",
     system: str | None | Literal["mode"] = "mode",
     instruction: str | None = None,
+    encoders: Sequence[EncoderRole] = ("semantic", "paralinguistic"),
 ) -> list[Message]:
     """The conversation a mode shows the frozen LLM for one utterance (without the answer).
 
@@ -206,6 +207,8 @@ def target_messages(
         key: the cut id; picks TSIT_s's ASR prompt stably.
         system: the system message; ``"mode"`` takes the mode's. Training passes the stored one.
         instruction: the instruction; ``None`` takes the mode's. Training passes the stored one.
+        encoders: the roles of the model's encoders (see :func:`oracle_parts`); the default, both, is the
+            layout target generation uses.
 
     Returns:
         ``[system?, user]`` messages.
@@ -213,7 +216,7 @@ def target_messages(
     system_text = mode.system_message if system == "mode" else system
     instruction_text = instruction_for(mode, language, key) if instruction is None else instruction
     messages = [Message("system", (system_text,))] if system_text else []
-    messages.append(user_message(oracle_parts(mode.oracle, transcript, meta), instruction_text))
+    messages.append(user_message(oracle_parts(mode.oracle, transcript, meta, encoders=encoders), instruction_text))
     return messages
 
 

@@ -183,7 +183,7 @@ async function send(event) {
   if (state.audio) content.push({ type: "input_audio", input_audio: { data: state.audio.base64, format: "wav" } });
   if (text) content.push({ type: "text", text });
   const userMessage = { role: "user", content };
-  bubble("user", text || "🎤", state.audio && state.audio.url);
+  bubble("user", text || "(spoken)", state.audio && state.audio.url);
   const answer = bubble("assistant", "");
   const answerText = answer.querySelector(".text");
   let reply = "";

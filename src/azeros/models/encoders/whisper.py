@@ -71,7 +71,10 @@ class WhisperEncoder(SpeechEncoder):
         batch = torch.zeros(len(mels), self.n_mels, max_len, device=device, dtype=dtype)
         for row, mel in enumerate(mels):
             batch[row, :, : mel.shape[1]] = mel
-        x = nn.functional.gelu(enc.conv1(batch))
+        mel_lengths = torch.tensor([m.shape[1] for m in mels])
+        x = nn.functional.gelu(enc.conv1(batch))  # [b, d, mel frames]
+        # conv1 turns padding into gelu(bias), not zeros; zero it so conv2 sees what it sees alone.
+        x = x * (torch.arange(max_len)[None, :] < mel_lengths[:, None]).to(device, dtype)[:, None, :]
         x = nn.functional.gelu(enc.conv2(x)).transpose(1, 2)  # [b, t, d]
         x = x[:, : self.max_frames]
         t = x.shape[1]

@@ -1,0 +1,189 @@
+"""SpeechLLM on tiny random models: frozen parts, batch == single, save/load, labels, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from azeros.audio import AudioError
+from azeros.models import GE2EEncoder, Projector, SpeechLLM, WhisperEncoder
+from azeros.text import MODES, target_messages
+from tests.conftest import TINY_WHISPER, noise, tiny_speech_llm
+
+SECONDS = [0.5, 1.0, 1.7, 2.3, 0.8, 3.1, 1.2, 2.9]
+TEXTS = [None, "What is this about?", None, "Answer in one word.", None, None, "Repeat it.", None]
+
+
+@pytest.mark.parametrize("paralinguistic", [False, True])
+def test_only_projectors_train(tokenizer, paralinguistic, capsys):
+    model = tiny_speech_llm(tokenizer, paralinguistic=paralinguistic)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("projectors.") for name in trainable)
+    assert len(trainable) == 4 * len(model.roles)
+    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert f"{count:,} trainable parameters" in model.describe()
+    assert "semantic: 128 -> 64 -> 64" in model.describe()
+    model.train()
+    assert model.projectors.training and not model.llm.training
+    assert not any(m.training for m in model.encoders.modules())
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_batch_generation_equals_one_at_a_time(tokenizer, family):
+    model = tiny_speech_llm(tokenizer, family, paralinguistic=True)
+    audios = [(noise(s, seed=i), 16000) for i, s in enumerate(SECONDS)]
+    batch = model.generate(audios, TEXTS, max_new_tokens=12)
+    alone = [model.generate([a], [t], max_new_tokens=12)[0] for a, t in zip(audios, TEXTS)]
+    assert [a.text for a in batch] == [a.text for a in alone]
+    assert [a.token_ids for a in batch] == [a.token_ids for a in alone]
+    assert len({a.text for a in batch}) > 4  # answers depend on the audio
+    assert all(a.finish_reason in ("stop", "length") for a in batch)
+
+
+def test_text_only_and_audio_items_mix(tokenizer):
+    model = tiny_speech_llm(tokenizer)
+    answers = model.generate([None, (noise(1.0), 16000)], ["Hello there.", None], max_new_tokens=5)
+    alone = model.generate([None], ["Hello there."], max_new_tokens=5)
+    assert answers[0].text == alone[0].text
+
+
+def test_save_and_load_reproduce_logits_exactly(tokenizer, tmp_path):
+    model = tiny_speech_llm(tokenizer, paralinguistic=True)
+    waves = [noise(1.3, seed=1), noise(2.2, seed=2)]
+    conversations = [model.conversation("Who speaks?"), model.conversation()]
+
+    def logits(m):
+        batch = m.prepare(conversations, [[w] for w in waves], answers=["A man.", "Hello."])
+        return m(batch)[1]
+
+    folder = model.save_pretrained(tmp_path / "model", include_llm=True)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "azeros" and config["llm"] == "llm"
+    assert {e["role"] for e in config["encoders"]} == {"semantic", "paralinguistic"}
+    loaded = SpeechLLM.from_pretrained(folder, verbose=False)
+    assert torch.equal(logits(model), logits(loaded))
+    # projector-only by default: the weights file holds the projectors and nothing else
+    from safetensors.torch import load_file
+
+    keys = set(load_file(folder / "model.safetensors"))
+    assert keys == {
+        f"{prefix}.{layer}.{kind}"
+        for prefix in ("speech_encoder_projector", "paraling_encoder_projector")
+        for layer in ("linear1", "linear2")
+        for kind in ("weight", "bias")
+    }
+
+
+def test_reference_checkpoints_and_partial_weights(tokenizer, tmp_path):
+    model = tiny_speech_llm(tokenizer, paralinguistic=True)
+    state = model.projector_state()
+    torch.save({"state_dict": state}, tmp_path / "pretrained.pt")  # the reference's wrapping
+    other = tiny_speech_llm(tokenizer, paralinguistic=True, seed=5)
+    loaded = other.load_projectors(tmp_path)
+    assert len(loaded) == 8
+    assert all(torch.equal(other.projector_state()[k], v) for k, v in state.items())
+    # a checkpoint without the paralinguistic projector: refused, and nothing changes
+    partial = {k: v for k, v in state.items() if k.startswith("speech_")}
+    torch.save(partial, tmp_path / "partial.pt")
+    fresh = tiny_speech_llm(tokenizer, paralinguistic=True, seed=7)
+    before = fresh.projector_state()
+    with pytest.raises(ValueError, match="paralinguistic projector is missing"):
+        fresh.load_projectors(tmp_path / "partial.pt")
+    assert all(torch.equal(fresh.projector_state()[k], v) for k, v in before.items())
+    assert fresh.load_projectors(tmp_path / "partial.pt", roles=["semantic"])  # what stage 2 asks for
+    with pytest.raises(FileNotFoundError, match="no projector weights"):
+        fresh.load_projectors(tmp_path / "nowhere")
+
+
+def test_training_loss_reaches_only_the_projectors(tokenizer):
+    model = tiny_speech_llm(tokenizer, "qwen2", paralinguistic=True).train()
+    messages = target_messages(MODES["sift_sp"], "hello there", {"gender": "female"}, encoders=model.roles)
+    batch = model.prepare([messages, messages], [[noise(1.0)], [noise(2.0, seed=3)]],
+                          answers=["Hi! How can I help?", "Hi"], finished=[True, False])
+    supervised = (batch.labels != -100).sum(dim=1).tolist()
+    hi = len(model.tokenizer("Hi", add_special_tokens=False)["input_ids"])
+    assert supervised[1] == hi  # cut short: no end-of-turn token
+    assert supervised[0] == len(model.tokenizer("Hi! How can I help?", add_special_tokens=False)["input_ids"]) + 1
+    loss, _ = model(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projectors.parameters())
+    assert all(p.grad is None for p in model.llm.parameters())
+
+
+def test_embed_refuses_a_count_mismatch(tokenizer):
+    model = tiny_speech_llm(tokenizer)
+    chat = model.render(model.conversation(), [16000])
+    (span,) = chat.audio_spans
+    wrong = {(0, "semantic"): torch.zeros(span.length + 1, 64)}
+    with pytest.raises(ValueError, match=f"has {span.length + 1} projected frames but the prompt holds {span.length}"):
+        model.embed([chat], [wrong])
+
+
+@pytest.mark.parametrize("encoder", [WhisperEncoder(config=TINY_WHISPER), GE2EEncoder(seed=3)])
+def test_encoders_give_the_promised_frames_alone_or_batched(encoder):
+    waves = [noise(s, seed=i) for i, s in enumerate([0.1, 0.37, 1.0, 2.55, 7.0])]
+    frames, lengths = encoder(waves)
+    assert lengths.tolist() == [encoder.num_frames(w.size) for w in waves]
+    assert frames.shape == (5, max(lengths), encoder.dim)
+    for i, wave in enumerate(waves):
+        alone, n = encoder([wave])
+        torch.testing.assert_close(frames[i, : lengths[i]], alone[0, : n[0]], atol=1e-5, rtol=1e-5)
+        assert frames[i, lengths[i] :].abs().sum() == 0
+    assert encoder.fingerprint() == type(encoder)(**encoder.config()).fingerprint()
+
+
+def test_whisper_covers_30_seconds_without_padding():
+    encoder = WhisperEncoder(config=TINY_WHISPER)
+    assert encoder.num_frames(30 * 16000) == 1500
+    assert encoder.num_frames(16000) == 50
+    frames, lengths = encoder([noise(30.0)])
+    assert lengths.tolist() == [1500]
+
+
+def test_projector_stacks_frames_in_time_order():
+    projector = Projector(2, 3, stack=4)
+    frames = torch.arange(2 * 9 * 2, dtype=torch.float32).reshape(2, 9, 2)  # [b, t, d]
+    out, lengths = projector(frames, torch.tensor([9, 6]))
+    assert out.shape == (2, 2, 3) and lengths.tolist() == [2, 1]
+    with torch.no_grad():
+        projector.linear1.weight.zero_()
+        projector.linear1.weight[0, 2] = 1.0  # picks dim 0 of the second frame of a group
+        projector.linear1.bias.zero_()
+        projector.linear2.weight.copy_(torch.eye(3))
+        projector.linear2.bias.zero_()
+    out, _ = projector(frames, torch.tensor([9, 9]))
+    assert out[0, :, 0].tolist() == [frames[0, 1, 0].item(), frames[0, 5, 0].item()]
+
+
+def test_bad_audio_is_named_not_a_torch_traceback(tokenizer, tmp_path):
+    model = tiny_speech_llm(tokenizer)
+    bad = tmp_path / "speech.wav"
+    bad.write_text("this is not audio")
+    with pytest.raises(AudioError, match="speech.wav: unreadable"):
+        model.generate([str(bad)])
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32000, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="silent.wav: silent"):
+        model.generate([str(silent)])
+    long = tmp_path / "long.wav"
+    sf.write(long, noise(45.0), 16000)
+    with pytest.raises(AudioError, match="long.wav: too long"):
+        model.generate([str(long)])
+    stereo = tmp_path / "stereo8k.wav"
+    sf.write(stereo, np.stack([noise(2.0, rate=8000), noise(2.0, seed=4, rate=8000)], axis=1), 8000)
+    assert model.generate([str(stereo)], max_new_tokens=3)[0].token_ids  # resampled and mixed, answered
+
+
+def test_a_bad_encoder_configuration_is_refused(tokenizer):
+    from azeros.models import EncoderSpec, SpeechLLMConfig, build_encoder
+
+    with pytest.raises(ValueError, match="unknown encoder kind 'wav2vec'"):
+        build_encoder("wav2vec")
+    with pytest.raises(ValueError, match="needs a semantic encoder"):
+        SpeechLLM(SpeechLLMConfig(llm="x", encoders=[EncoderSpec("ge2e", "paralinguistic")]),
+                  llm=object(), tokenizer=tokenizer)

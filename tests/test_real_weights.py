@@ -1,0 +1,84 @@
+"""A few short checks on the real small weights of the embedded default (SmolLM2-135M, Whisper tiny.en
+CTranslate2, GE2E), with real synthesized and recorded speech."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from azeros.audio import load_audio
+from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig, build_encoder
+
+pytestmark = pytest.mark.real_weights
+
+RECORDING = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav"
+
+
+def espeak(text: str, voice: str, pitch: int = 50) -> np.ndarray:
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "-p", str(pitch), "--stdout", text], check=True, capture_output=True
+    ).stdout
+    return load_audio(wav, name=f"espeak {voice}")
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    config = SpeechLLMConfig(
+        llm="smollm2-135m-instruct",
+        encoders=[
+            EncoderSpec("whisper-ct2", "semantic", {"path": "whisper-tiny.en-ct2"}),
+            EncoderSpec("ge2e", "paralinguistic", {"path": "ge2e-resemblyzer"}),
+        ],
+        dtype="fp32",
+    )
+    return SpeechLLM(config)
+
+
+def test_the_default_model_trains_only_its_projectors(default_model, capfd):
+    SpeechLLM(default_model.config, llm=default_model.llm, tokenizer=default_model.tokenizer)
+    printed = capfd.readouterr().err
+    assert "semantic: 1536 -> 576 -> 576" in printed  # Whisper tiny.en 384 x 4 -> SmolLM2's 576
+    assert "paralinguistic: 1024 -> 576 -> 576" in printed  # GE2E 256 x 4
+    semantic = 1536 * 576 + 576 + 576 * 576 + 576
+    paralinguistic = 1024 * 576 + 576 + 576 * 576 + 576
+    assert f"{semantic + paralinguistic:,} trainable parameters" in printed
+    trainable = [n for n, p in default_model.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("projectors.") for n in trainable)
+
+
+def test_whisper_ct2_frames_are_the_same_alone_or_batched():
+    encoder = build_encoder("whisper-ct2", path="whisper-tiny.en-ct2")
+    waves = [load_audio(RECORDING), espeak("hello there", "en"), espeak("good morning to you", "en+f3")]
+    frames, lengths = encoder(waves)
+    assert encoder.dim == 384
+    assert lengths.tolist() == [encoder.num_frames(w.size) for w in waves]
+    for i, wave in enumerate(waves):
+        alone, n = encoder([wave])
+        assert torch.equal(frames[i, : lengths[i]], alone[0, : n[0]])
+
+
+def test_ge2e_tells_voices_apart():
+    encoder = build_encoder("ge2e", path="ge2e-resemblyzer")
+    texts = ["the weather is lovely today", "please call me back tomorrow", "where is the nearest station"]
+    voices = {"male": ("en-us", 40), "female": ("en-us+f4", 80)}
+    means = {}
+    for name, (voice, pitch) in voices.items():
+        frames, lengths = encoder([espeak(t, voice, pitch) for t in texts])
+        means[name] = [torch.nn.functional.normalize(frames[i, : lengths[i]].mean(0), dim=0) for i in range(3)]
+    same = np.mean([float(means[v][0] @ means[v][j]) for v in means for j in (1, 2)])
+    cross = np.mean([float(means["male"][i] @ means["female"][j]) for i in range(3) for j in range(3)])
+    assert same > cross + 0.05, (same, cross)
+
+
+def test_the_frozen_llm_answers_a_typed_question(default_model):
+    (answer,) = default_model.generate([None], ["What is the capital of France?"], max_new_tokens=24)
+    assert "paris" in answer.text.lower()
+    assert answer.finish_reason == "stop"
+
+
+def test_a_real_recording_goes_through_the_whole_model(default_model):
+    answers = default_model.generate([RECORDING, RECORDING], [None, "Who is speaking?"], max_new_tokens=8)
+    assert all(a.token_ids for a in answers)  # untrained projectors: any answer, but no crash

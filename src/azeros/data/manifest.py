@@ -1,0 +1,175 @@
+"""Lhotse manifests in and out: a lazy, tolerant reader and a writer that resumes.
+
+The reader streams ``.jsonl`` / ``.jsonl.gz`` one cut at a time and tolerates a torn last line (what a
+killed writer leaves); a broken line anywhere else is an error. It also reads the reference
+implementation's manifests unchanged: its target fields may sit directly on the supervision and its
+files are named ``{mode}_{shard}.jsonl.gz``, which tells the mode.
+
+The writer appends one cut per line and flushes at once, so a killed process loses at most the items it
+had in flight. Reopening a file repairs a torn tail first (a gzip stream cut mid-block cannot be appended
+to) and reports which ids it already holds, so a rerun skips them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from lhotse.cut import Cut
+from lhotse.serialization import deserialize_item
+
+from azeros.text import MODES
+
+__all__ = ["ManifestWriter", "iter_records", "mode_from_filename", "read_cuts"]
+
+logger = logging.getLogger(__name__)
+
+_TARGET_FIELDS = ("response", "instruction", "system", "input_text", "mode", "from_model", "finish_reason")
+_MODE_FILE = re.compile(rf"^({'|'.join(MODES)})_\d+\.jsonl(\.gz)?$", re.IGNORECASE)
+
+
+def mode_from_filename(path: str | Path) -> str | None:
+    """``out/cv/sift_sp_3.jsonl.gz`` -> ``"sift_sp"`` (the reference's output naming); else ``None``."""
+    match = _MODE_FILE.match(Path(path).name)
+    return match.group(1).lower() if match else None
+
+
+def _open_text(path: Path, mode: str) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, mode + "t", encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+class _Scan:
+    """The records of one file, noting whether the file ended cleanly (no torn tail)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.clean = True
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        pending: str | None = None  # the last line read: it may be torn, so it is parsed leniently
+        try:
+            with _open_text(self.path, "r") as handle:
+                for line in handle:
+                    if pending is not None:
+                        yield json.loads(pending)  # not the last line: a parse error here is real
+                    pending = line if line.strip() else None
+        except (EOFError, zlib.error, gzip.BadGzipFile):
+            self.clean = False  # a gzip stream cut short: what was decompressed before the cut is kept
+            logger.warning("%s ends in a torn gzip block (killed writer?); reading what precedes it", self.path)
+        if pending is None:
+            return
+        try:
+            record = json.loads(pending)
+        except json.JSONDecodeError:
+            self.clean = False
+            logger.warning("%s: skipping a torn last line", self.path)
+            return
+        self.clean = self.clean and pending.endswith("\n")
+        yield record
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Stream the JSON records of a ``.jsonl`` or ``.jsonl.gz`` file, tolerating a torn last line.
+
+    Args:
+        path: the file.
+
+    Yields:
+        One dict per complete line.
+    """
+    yield from _Scan(Path(path))
+
+
+def _as_cut(record: dict[str, Any], mode: str | None) -> Cut:
+    for supervision in record.get("supervisions", []):
+        # Reference records may carry target fields beside the Lhotse ones; Lhotse wants them in custom.
+        custom = supervision.get("custom") or {}
+        for name in _TARGET_FIELDS:
+            if name in supervision:
+                custom[name] = supervision.pop(name)
+        if mode and "response" in custom and not custom.get("mode"):
+            custom["mode"] = mode
+        if custom:
+            supervision["custom"] = custom
+    return deserialize_item(record)
+
+
+def read_cuts(paths: str | Path | Iterable[str | Path]) -> Iterator[Cut]:
+    """Lazily read cuts from one or more manifests (``.jsonl`` / ``.jsonl.gz``), in order.
+
+    Reference manifests load unchanged: target fields found directly on a supervision are moved under
+    ``custom``, and a file named ``{mode}_{shard}.jsonl.gz`` gives its records that mode. (The
+    ``<|truncated|>`` mark is read by :func:`azeros.data.target_of`.)
+
+    Args:
+        paths: a manifest or several.
+
+    Yields:
+        Lhotse cuts.
+    """
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        mode = mode_from_filename(path)
+        for record in iter_records(path):
+            yield _as_cut(record, mode)
+
+
+class ManifestWriter:
+    """Append-and-flush writer of JSON records (cuts or any dicts with an ``id``) that resumes.
+
+    Opening an existing file keeps every complete record and repairs a torn tail; :attr:`done_ids`
+    then lists the ids it holds. Each :meth:`write` reaches the operating system before it returns, so
+    ``kill -9`` loses nothing already written.
+
+    Args:
+        path: ``.jsonl`` or ``.jsonl.gz``; parent folders are created.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.done_ids: set[str] = set()
+        if self.path.exists():
+            scan = _Scan(self.path)
+            records = list(scan)
+            self.done_ids = {record["id"] for record in records}
+            if not scan.clean:
+                self._rewrite(records)
+        self._handle = _open_text(self.path, "a")
+
+    def _rewrite(self, records: list[dict[str, Any]]) -> None:
+        logger.warning("%s: repairing a torn tail, keeping %d complete records", self.path, len(records))
+        staging = self.path.with_name(self.path.name + ".repair")
+        with _open_text(staging, "w") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(staging, self.path)  # atomic: a kill during repair leaves the old file intact
+
+    def write(self, item: Cut | dict[str, Any]) -> None:
+        """Append one record and flush it to the operating system.
+
+        Args:
+            item: a Lhotse cut or a dict with an ``id`` key.
+        """
+        record = item.to_dict() if isinstance(item, Cut) else item
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()  # gzip: a sync flush, so every finished line is decodable after a kill
+        self.done_ids.add(record["id"])
+
+    def close(self) -> None:
+        """Close the file (a gzip member gets its end marker)."""
+        self._handle.close()
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

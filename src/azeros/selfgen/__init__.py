@@ -1,0 +1,55 @@
+"""Self-generated targets: backends that run the frozen LLM, the resumable runner and the self-elicit check.
+
+Backends are imported when asked for (:func:`build_backend`), so reading this package loads no model code.
+"""
+
+from typing import Any
+
+from azeros.selfgen.base import Backend, Request, Result, longest_repeat
+from azeros.selfgen.check import ElicitReport, ModeCoverage, elicit_report
+from azeros.selfgen.runner import GenerateConfig, RunSummary, output_paths, run_generation, shard_of
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "ElicitReport",
+    "GenerateConfig",
+    "ModeCoverage",
+    "Request",
+    "Result",
+    "RunSummary",
+    "build_backend",
+    "elicit_report",
+    "longest_repeat",
+    "output_paths",
+    "run_generation",
+    "shard_of",
+]
+
+BACKENDS = ("transformers", "openai", "vllm")
+
+
+def build_backend(kind: str, model: str, **options: Any) -> Backend:
+    """Create a backend by name.
+
+    Args:
+        kind: ``transformers``, ``openai`` or ``vllm``.
+        model: the model (a source for local backends, the served name for ``openai``).
+        **options: the backend's keyword arguments (see each backend class).
+
+    Returns:
+        The backend.
+    """
+    if kind == "transformers":
+        from azeros.selfgen.transformers_backend import TransformersBackend
+
+        return TransformersBackend(model, **options)
+    if kind == "openai":
+        from azeros.selfgen.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(options.pop("base_url"), model, **options)
+    if kind == "vllm":
+        from azeros.selfgen.vllm_backend import VLLMBackend
+
+        return VLLMBackend.from_model(model, **options)
+    raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,7 +92,143 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_generate)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate]
+def _chat(args: argparse.Namespace) -> int:
+    from azeros.inference import ChatSession, SpeechLLM
+
+    model = SpeechLLM.from_pretrained(args.model, device=args.device)
+    speaker = _speaker(args)
+    session = ChatSession(model)
+    audio, text = list(args.audio or []), args.text
+    print("azeros chat: type text or an audio path (+ text); /new, /quit", file=sys.stderr)
+    while True:
+        if not audio and text is None:
+            try:
+                line = input("you> ").strip()
+            except EOFError:
+                return 0
+            if line in ("/quit", "/exit"):
+                return 0
+            if line == "/new":
+                session = ChatSession(model)
+                continue
+            audio, text = _split_audio(line)
+            if not audio and not text:
+                continue
+        print("azeros> ", end="", flush=True)
+        try:
+            answer = session.ask(audio or None, text, on_text=lambda piece: print(piece, end="", flush=True),
+                                 max_new_tokens=args.max_new_tokens)
+        except ValueError as error:  # bad audio (AudioError) or an empty turn: say so and go on
+            print(f"[{error}]")
+        else:
+            print("" if answer.finish_reason == "stop" else " [cut at --max-new-tokens]")
+            if speaker is not None:
+                try:
+                    speaker.say(answer.text)
+                except RuntimeError as error:  # e.g. no sound device: keep chatting in text
+                    print(f"[cannot speak: {error}]", file=sys.stderr)
+                    speaker = None
+        audio, text = [], None
+
+
+def _split_audio(line: str) -> tuple[list[str], str | None]:
+    """``"clip.wav what is this?"`` -> ``(["clip.wav"], "what is this?")``; plain text has no audio."""
+    first, _, rest = line.partition(" ")
+    if first and Path(first).expanduser().is_file():
+        return [str(Path(first).expanduser())], rest.strip() or None
+    return [], line or None
+
+
+def _speaker(args: argparse.Namespace):
+    if not args.speak:
+        return None
+    from azeros.serve import Speaker
+
+    return Speaker(args.voice)
+
+
+def _model_parser(subparsers: argparse._SubParsersAction, name: str, run: Callable, help: str, description: str):
+    """A subcommand that loads a model folder: its positional MODEL, --device and --max-new-tokens."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.add_argument("model", help="a model folder (written by save_pretrained)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _speech_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--speak", action="store_true", help="read answers aloud with espeak-ng")
+    parser.add_argument("--voice", default="en", help="espeak-ng voice for --speak")
+
+
+def _add_chat(subparsers: argparse._SubParsersAction) -> None:
+    parser = _model_parser(
+        subparsers, "chat", _chat, "talk to a model in the terminal (answers stream token by token)",
+        "Type text, or a path to an audio file (then optional text after it); /new starts a new "
+        "conversation, /quit (or Ctrl-D) leaves. Earlier turns are kept in the KV cache, not recomputed.",
+    )
+    parser.add_argument("--audio", nargs="+", metavar="FILE", help="audio of the first turn")
+    parser.add_argument("--text", help="text of the first turn")
+    _speech_flags(parser)
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from azeros.inference import GenerationParams, SpeechLLM, infer
+
+    model = SpeechLLM.from_pretrained(args.model, device=args.device)
+    summary = infer(
+        model, args.inputs, args.output, instruction=args.instruction, batch_size=args.batch_size,
+        params=GenerationParams(max_new_tokens=args.max_new_tokens), progress=not args.no_progress,
+    )
+    print(json.dumps(vars(summary)))
+    return 0
+
+
+def _add_infer(subparsers: argparse._SubParsersAction) -> None:
+    parser = _model_parser(
+        subparsers, "infer", _infer, "answer manifests or audio files into a jsonl file",
+        "Answer every recording; a bad item is recorded with its reason and the job goes on. Resumable: "
+        "ids already in the output are skipped. Prints the counts (total = answered + failed + skipped).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="MANIFEST_OR_WAVS", help="manifests, audio files or folders")
+    parser.add_argument("-o", "--output", required=True, help="output .jsonl (ids already in it are skipped)")
+    parser.add_argument("--instruction", help="text after every audio (default: a manifest's stored instruction)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from azeros.serve import ServerConfig, ServingLimits, run_server
+
+    config = ServerConfig(
+        host=args.host, port=args.port, api_key=args.api_key or os.environ.get("AZEROS_API_KEY") or None,
+        model_name=args.name, max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_pending=args.max_pending,
+        max_batch_size=args.max_batch_size, batch_window_ms=args.batch_window_ms, speak=args.speak, voice=args.voice,
+        limits=ServingLimits(max_audio_seconds=args.max_audio_seconds, default_max_tokens=args.max_new_tokens),
+    )
+    run_server(args.model, config, device=args.device)
+    return 0
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    parser = _model_parser(
+        subparsers, "serve", _serve, "serve a model: OpenAI-compatible API with audio, and a web page at /",
+        "POST /v1/chat/completions (input_audio parts, stream), GET /v1/models, GET /health, web page at /.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $AZEROS_API_KEY)")
+    parser.add_argument("--name", help="model name clients use (default: the folder's name)")
+    parser.add_argument("--max-request-mb", type=float, default=20.0, help="largest request body")
+    parser.add_argument("--max-audio-seconds", type=float, default=30.0, help="longest audio part")
+    parser.add_argument("--max-pending", type=int, default=64, help="queued requests before answering 429")
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a batch collects requests")
+    _speech_flags(parser)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate, _add_chat, _add_infer, _add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ def test_infer_records_every_item_once_and_resumes(model_folder, model, wavs, tm
     inputs = [str(wavs[0]), str(tmp_path / "missing.wav"), str(broken), str(manifest), str(wavs[0])]
     out = tmp_path / "out.jsonl"
 
-    assert main(["infer", str(model_folder), *inputs, "-o", str(out), "--batch-size", "2",
+    assert main(["infer", str(model_folder), *inputs, "-o", str(out), "--batch-size", "2", "--no-progress",
                  "--max-new-tokens", str(MAX)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary == {"total": 6, "answered": 2, "failed": 4, "skipped": 0}

@@ -228,7 +228,36 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     _speech_flags(parser)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate, _add_chat, _add_infer, _add_serve]
+def _corpus(args: argparse.Namespace) -> int:
+    from azeros.data.corpus import build_synthetic_corpus, real_recordings_manifest
+
+    if args.what == "synth":
+        paths = build_synthetic_corpus(args.out, args.num, args.seed, args.workers)
+    else:
+        paths = {"real": real_recordings_manifest(args.out)}
+    for split, path in paths.items():
+        print(f"{split}: {path}")
+    return 0
+
+
+def _add_corpus(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "corpus", help="build the embedded default's speech corpus (synthetic voices, real recordings)",
+        description="synth: espeak-ng and flite voices with known gender, age-like and emotion-like labels, "
+        "split so that no test text or voice is heard in training (same seed, same wav bytes). "
+        "real: the 13 recordings of pocketsphinx-testdata as a test manifest.",
+    )
+    parser.add_argument("what", choices=("synth", "real"))
+    parser.add_argument("--out", required=True, help="folder for wavs/ and cuts_{split}.jsonl.gz")
+    parser.add_argument("--num", type=int, default=2000, help="synth: utterances in total")
+    parser.add_argument("--seed", type=int, default=0, help="synth: seed of every choice")
+    parser.add_argument("--workers", type=int, default=None, help="synth: parallel synthesizers (default: CPUs)")
+    parser.set_defaults(run=_corpus)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_generate, _add_chat, _add_infer, _add_serve, _add_corpus,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,66 @@
+"""The embedded default's corpus: disjoint splits, known labels, reproducible bytes, real recordings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+from lhotse import CutSet
+
+from azeros.audio import load_audio
+from azeros.cli import main
+from azeros.data.corpus import SPLIT_VOICES, plan_corpus, real_recordings_manifest
+
+
+def test_test_split_shares_no_text_and_no_voice_with_training():
+    plan = plan_corpus(2000, seed=0)
+    texts = {split: {u.text for u in plan if u.split == split} for split in ("train", "dev", "test")}
+    assert sum(len(t) for t in texts.values()) == 2000  # every text spoken once
+    assert not texts["test"] & (texts["train"] | texts["dev"])
+    assert not texts["dev"] & texts["train"]
+    voices = {split: {(u.setting.engine, u.setting.voice) for u in plan if u.split == split} for split in texts}
+    assert not voices["test"] & voices["train"]
+    assert voices["train"] == set(SPLIT_VOICES["train"])
+    counts = Counter(u.split for u in plan)
+    assert counts["test"] > 150 and counts["train"] > 1500
+    for split in texts:  # every split has both genders and every emotion
+        assert {u.setting.gender for u in plan if u.split == split} == {"female", "male"}
+        assert {u.emotion for u in plan if u.split == split} == {"neutral", "happy", "sad", "angry"}
+
+
+def test_synthesis_is_reproducible_to_the_byte(tmp_path):
+    digests = []
+    for run in ("a", "b"):
+        assert main(["corpus", "synth", "--out", str(tmp_path / run), "--num", "12", "--seed", "3"]) == 0
+        wavs = sorted((tmp_path / run / "wavs").glob("*.wav"))
+        assert len(wavs) == 12
+        digests.append([(w.name, hashlib.sha256(w.read_bytes()).hexdigest()) for w in wavs])
+    assert digests[0] == digests[1]
+    cuts = CutSet.from_file(tmp_path / "a" / "cuts_train.jsonl.gz") + CutSet.from_file(
+        tmp_path / "a" / "cuts_test.jsonl.gz"
+    ) + CutSet.from_file(tmp_path / "a" / "cuts_dev.jsonl.gz")
+    assert len(cuts) == 12
+    for cut in cuts:
+        sup = cut.supervisions[0]
+        assert sup.gender in ("female", "male") and sup.custom["emotion"] and sup.custom["age_group"]
+        assert abs(cut.duration - load_audio(cut.recording.sources[0].source).size / 16000) < 0.01
+
+
+def test_prosody_makes_the_emotions_audibly_different(tmp_path):
+    from azeros.audio.synth import VoiceSetting, synthesize
+    from azeros.data.corpus import EMOTION_PROSODY
+
+    text = "i just got back from the beach and it was amazing."
+    waves = {e: synthesize(text, VoiceSetting("espeak-ng", "f3", *EMOTION_PROSODY[e])) for e in EMOTION_PROSODY}
+    rms = {e: float((w**2).mean() ** 0.5) for e, w in waves.items()}
+    assert rms["angry"] > rms["neutral"] > rms["sad"]
+    assert waves["sad"].size > waves["neutral"].size > waves["angry"].size  # slower is longer
+
+
+def test_the_real_recordings_manifest(tmp_path):
+    cuts = CutSet.from_file(real_recordings_manifest(tmp_path))
+    assert len(cuts) == 13
+    texts = {c.id: c.supervisions[0].text for c in cuts}
+    assert texts["real-cards-001"] == "ten of clubs"
+    assert texts["real-raw-goforward"] == "go forward ten meters"
+    assert all(t and "<s>" not in t for t in texts.values())

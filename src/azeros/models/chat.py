@@ -12,17 +12,17 @@ where they part, so the context is still exactly the policy's.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
 import torch
-from transformers import DynamicCache, GenerationConfig, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedTokenizerBase
 from transformers.generation.streamers import BaseStreamer
 
 from azeros.audio import AudioSource, load_audio
 from azeros.models.speech_llm import _DEFAULT, Answer, SpeechLLM, TokenBatch
-from azeros.text import Message, oracle_parts, user_message
+from azeros.text import Message
 
 __all__ = [
     "MODE_SYSTEM",
@@ -131,8 +131,7 @@ def generate_answers(
 ) -> list[Answer]:
     """Generate answers for a left-padded batch, optionally continuing a KV cache and streaming text.
 
-    The same generation as :meth:`SpeechLLM.decode` (the model's own generation defaults are not
-    inherited), with two additions a chat needs: a cache holding a prefix of ``batch`` and a callback.
+    :meth:`SpeechLLM.decode` with what a chat adds: a cache holding a prefix of ``batch`` and a text callback.
 
     Args:
         model: the model.
@@ -144,43 +143,8 @@ def generate_answers(
     Returns:
         One answer per row.
     """
-    stop_ids = model.renderer.stop_ids
-    config = GenerationConfig(
-        max_new_tokens=params.max_new_tokens,
-        do_sample=params.do_sample,
-        temperature=params.temperature if params.do_sample else None,
-        top_p=params.top_p if params.do_sample else None,
-        top_k=None,
-        eos_token_id=stop_ids,
-        pad_token_id=stop_ids[0],
-    )
-    if params.seed is not None:
-        torch.manual_seed(params.seed)
-    streamer = TokenStreamer(model.tokenizer, stop_ids, on_text) if on_text else None
-    with torch.no_grad():
-        sequences = model.llm.generate(
-            inputs_embeds=batch.inputs_embeds,
-            attention_mask=batch.attention_mask,
-            generation_config=config,
-            streamer=streamer,
-            **({"cache": cache} if cache is not None else {}),
-        )  # [b, new tokens]
-    answers = []
-    for row in sequences.tolist():
-        end = next((i for i, t in enumerate(row) if t in stop_ids), None)
-        ids = row if end is None else row[:end]
-        answers.append(Answer(model.tokenizer.decode(ids, skip_special_tokens=True), "length" if end is None else "stop", ids))
-    return answers
-
-
-def _user_turn(model: SpeechLLM, audio_indices: Sequence[int], text: str | None) -> Message:
-    """A user message: the slots of each of its audios (policy order), then its text."""
-    parts = [
-        part
-        for index in audio_indices
-        for part in oracle_parts(model.chat_mode.oracle, None, None, encoders=model.roles, audio_index=index)
-    ]
-    return user_message(parts, text)
+    streamer = TokenStreamer(model.tokenizer, model.renderer.stop_ids, on_text) if on_text else None
+    return model.decode(batch, **asdict(params), cache=cache, streamer=streamer)
 
 
 def build_conversation(
@@ -204,7 +168,7 @@ def build_conversation(
             continue
         indices = range(len(waves), len(waves) + len(turn.audios))
         waves.extend(turn.audios)
-        messages.append(_user_turn(model, indices, turn.text))
+        messages.append(model.user_turn(turn.text, audio_indices=indices))
     return messages, waves
 
 

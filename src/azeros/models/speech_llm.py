@@ -198,18 +198,21 @@ class SpeechLLM(nn.Module):
 
     # ----------------------------------------------------------------------------------------- prompts
 
-    def user_turn(self, text: str | None = None, *, audio_index: int | None = 0) -> Message:
-        """A user message at inference: this model's audio slots (unless ``audio_index`` is None), then text."""
-        parts = () if audio_index is None else oracle_parts(
-            self.chat_mode.oracle, None, None, encoders=self.roles, audio_index=audio_index
-        )
+    def user_turn(self, text: str | None = None, *, audio_indices: Sequence[int] = (0,)) -> Message:
+        """A user message at inference: this model's slots for each of its audios (conversation-wide
+        indices, in order), then the text."""
+        parts = [
+            part
+            for index in audio_indices
+            for part in oracle_parts(self.chat_mode.oracle, None, None, encoders=self.roles, audio_index=index)
+        ]
         return user_message(parts, text)
 
     def conversation(self, text: str | None = None, *, audio: bool = True, system: str | None = _DEFAULT) -> list[Message]:
         """The messages for one question: system (the chat mode's by default), then the user turn."""
         system_text = self.chat_mode.system_message if system == _DEFAULT else system
         head = [Message("system", (system_text,))] if system_text else []
-        return [*head, self.user_turn(text, audio_index=0 if audio else None)]
+        return [*head, self.user_turn(text, audio_indices=(0,) if audio else ())]
 
     def render(
         self,
@@ -391,9 +394,27 @@ class SpeechLLM(nn.Module):
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        cache: Any = None,
+        streamer: Any = None,
     ) -> list[Answer]:
-        """Generate answers for a left-padded batch. The model's own generation defaults are not
-        inherited (no hidden repetition penalty): what is asked here is what runs."""
+        """Generate answers for a left-padded batch.
+
+        The model's own generation defaults are not inherited (no hidden repetition penalty): what is
+        asked here is what runs.
+
+        Args:
+            batch: the embedded prompts.
+            max_new_tokens: answer length limit.
+            do_sample: sample instead of greedy.
+            temperature: sampling temperature.
+            top_p: nucleus sampling mass.
+            seed: seeds sampling.
+            cache: a transformers KV cache holding a prefix of the (single-row) batch; extended in place.
+            streamer: a transformers streamer that receives the tokens as they come.
+
+        Returns:
+            One answer per row.
+        """
         stop_ids = self.renderer.stop_ids
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
@@ -406,9 +427,12 @@ class SpeechLLM(nn.Module):
         )
         if seed is not None:
             torch.manual_seed(seed)
-        sequences = self.llm.generate(
-            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config
-        )  # [b, new tokens]: with inputs_embeds only, nothing of the prompt is returned
+        extra = {"past_key_values": cache} if cache is not None else {}
+        with torch.no_grad():
+            sequences = self.llm.generate(
+                inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                generation_config=config, streamer=streamer, **extra,
+            )  # [b, new tokens]: with inputs_embeds only, nothing of the prompt is returned
         answers = []
         for row in sequences.tolist():
             end = next((i for i, t in enumerate(row) if t in stop_ids), None)

@@ -16,7 +16,7 @@ that conversation from a generated cut.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -207,7 +207,9 @@ def _oracle_of(input_text: str, instruction: str, oracle: str) -> tuple[str, dic
     return match.group(2), dict(_META_PAIR.findall(match.group(1)))
 
 
-def target_conversation(cut: Cut, mode: str | None = None) -> tuple[list[Message], Target]:
+def target_conversation(
+    cut: Cut, mode: str | None = None, encoders: Sequence[str] = ("semantic", "paralinguistic")
+) -> tuple[list[Message], Target]:
     """The exact conversation a generated cut's target was written for, and the target.
 
     Training renders these messages with audio in each slot (``PromptRenderer.render(messages,
@@ -218,6 +220,8 @@ def target_conversation(cut: Cut, mode: str | None = None) -> tuple[list[Message
     Args:
         cut: a cut written by ``azeros generate`` (or by the reference implementation).
         mode: the mode to assume for records that do not store one (see :func:`target_of`).
+        encoders: the roles of the model's encoders, which lay out its audio slots (a one-encoder model
+            puts its frames in place of the whole oracle; see :func:`azeros.text.oracle_parts`).
 
     Returns:
         ``(messages, target)``: ``[system?, user]`` messages and the target they produced.
@@ -235,7 +239,7 @@ def target_conversation(cut: Cut, mode: str | None = None) -> tuple[list[Message
         utterance = Utterance.from_cut(cut)
         transcript, meta = utterance.transcript, utterance.meta
     messages = target_messages(
-        mode_obj, transcript, meta, system=target.system, instruction=target.instruction
+        mode_obj, transcript, meta, system=target.system, instruction=target.instruction, encoders=encoders
     )
     rebuilt = messages[-1].oracle_content()
     if target.input_text and rebuilt != target.input_text:

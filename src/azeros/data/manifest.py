@@ -147,7 +147,7 @@ class ManifestWriter:
 
     def _rewrite(self, records: list[dict[str, Any]]) -> None:
         logger.warning("%s: repairing a torn tail, keeping %d complete records", self.path, len(records))
-        staging = self.path.with_name(self.path.name + ".repair")
+        staging = self.path.with_name(".repair-" + self.path.name)  # same suffix, same compression
         with _open_text(staging, "w") as handle:
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -1,0 +1,99 @@
+"""Target generation speed: the reference's method against azeros' continuous batching, in one run.
+
+    .venv/bin/python benchmarks/generate.py --cuts 200 --batch-size 64
+
+Both methods answer the same SIFT_s prompts (rendered by the one prompt policy) with the same model,
+dtype, greedy decoding and a 256-token limit:
+
+(a) reference: HF ``generate`` on left-padded batches of a fixed size, in input order;
+(b) azeros: :class:`azeros.selfgen.transformers_backend.TransformersBackend` (prompts sorted by length,
+    finished rows leave the batch at once, freed slots refilled).
+
+Useful tokens are the answers' tokens up to their end (what a manifest keeps). The degenerate-output stop
+is disabled here so both methods write the same answers. The last line is a JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_cuts import TRANSCRIPTS  # noqa: E402
+
+from azeros.selfgen.base import Request  # noqa: E402
+from azeros.selfgen.transformers_backend import TransformersBackend  # noqa: E402
+from azeros.text import get_mode, target_messages  # noqa: E402
+
+
+def reference_method(backend: TransformersBackend, prompts: list[list[int]], batch_size: int,
+                     max_new_tokens: int) -> list[list[int]]:
+    """HF generate on padded batches of ``batch_size`` in input order; each answer cut at its first stop."""
+    stop_ids = backend.renderer.stop_ids
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
+                              top_k=None, eos_token_id=stop_ids, pad_token_id=stop_ids[0])
+    answers = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start:start + batch_size]
+        width = max(map(len, batch))
+        ids = torch.tensor([[stop_ids[0]] * (width - len(p)) + p for p in batch], device=backend.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=backend.device)
+        with torch.inference_mode():
+            out = backend.llm.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        for row in out[:, width:].tolist():
+            end = next((i for i, token in enumerate(row) if token in stop_ids), len(row))
+            answers.append(row[:end])
+    return answers
+
+
+def main() -> None:
+    """Run both methods and print their useful tokens/s and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--cuts", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+
+    backend = TransformersBackend(args.model, dtype=args.dtype, device=args.device, max_batch=args.batch_size,
+                                  max_new_tokens=args.max_new_tokens, repeat_limit=args.max_new_tokens + 1)
+    mode = get_mode("sift_s")
+    requests = [Request(f"cut-{i:05d}", tuple(target_messages(mode, text, {})))
+                for i, text in enumerate(TRANSCRIPTS[:args.cuts])]
+    prompts = [backend.prompt_ids(r) for r in requests]
+
+    start = time.perf_counter()
+    reference = reference_method(backend, prompts, args.batch_size, args.max_new_tokens)
+    reference_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    ours = {result.key: result for result in backend.generate(requests)}
+    ours_seconds = time.perf_counter() - start
+
+    decode = backend.tokenizer.decode
+    identical = sum(decode(ids, skip_special_tokens=True) == ours[r.key].text for r, ids in zip(requests, reference))
+    reference_tokens = sum(map(len, reference))
+    ours_tokens = sum(result.num_tokens for result in ours.values())
+    figures = {
+        "model": args.model, "device": str(backend.device), "dtype": str(backend.llm.dtype), "cuts": len(requests),
+        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+        "reference_tokens": reference_tokens, "reference_seconds": round(reference_seconds, 2),
+        "reference_tokens_per_s": round(reference_tokens / reference_seconds, 1),
+        "ours_tokens": ours_tokens, "ours_seconds": round(ours_seconds, 2),
+        "ours_tokens_per_s": round(ours_tokens / ours_seconds, 1),
+        "identical_outputs": identical,
+    }
+    figures["ratio"] = round(figures["ours_tokens_per_s"] / figures["reference_tokens_per_s"], 2)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Target generation: resume after kill -9, shards, rejects, languages, the three backends, the check."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import tiny_llm
+from lhotse import CutSet, MonoCut, SupervisionSegment
+
+from azeros.data import DatasetSpec, Target, iter_records, read_cuts, target_of, with_target
+from azeros.selfgen import GenerateConfig, Request, elicit_report, output_paths, run_generation
+from azeros.selfgen.openai_backend import OpenAIBackend
+from azeros.selfgen.transformers_backend import TransformersBackend
+from azeros.selfgen.vllm_backend import VLLMBackend
+from azeros.text import get_mode, target_messages
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from synthetic_cuts import synthetic_cuts  # noqa: E402
+
+MAX_NEW = 12
+
+
+def _bad_cuts() -> list[MonoCut]:
+    """One cut for each reject reason that reading can find."""
+    def cut(cut_id, text, duration=2.0, **custom):
+        sup = SupervisionSegment(id=cut_id, recording_id="r", start=0, duration=duration, text=text,
+                                 language="en", custom=custom or None)
+        return MonoCut(id=cut_id, start=0, duration=duration, channel=0, supervisions=[sup])
+    return [cut("bad-short", "hi", duration=0.5), cut("bad-empty", " [noise] "),
+            cut("bad-long", "word " * 40), cut("bad-age", "how old am i", age="ancient-ish")]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("manifest")
+    cuts = list(synthetic_cuts(40, folder / "a.wav")) + _bad_cuts()
+    path = folder / "cuts.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory, tokenizer) -> Path:
+    """A tiny random Llama with the real SmolLM2 tokenizer, saved so a subprocess can load it."""
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    tiny_llm("llama", len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_folder) -> TransformersBackend:
+    return TransformersBackend(str(tiny_folder), dtype="fp32", device="cpu", max_new_tokens=MAX_NEW, max_batch=6)
+
+
+def _outputs(out: Path, name: str, mode: str, shards: int = 1) -> dict[str, str]:
+    texts = {}
+    for shard in range(shards):
+        targets, rejects, _ = output_paths(out, name, mode, shard)
+        for cut in read_cuts(targets):
+            assert cut.id not in texts
+            texts[cut.id] = target_of(cut).response
+        for record in iter_records(rejects) if rejects.exists() else []:
+            assert record["id"] not in texts
+            texts[record["id"]] = f"REJECTED: {record['reason']}"
+    return texts
+
+
+def test_run_writes_targets_rejects_and_accounting(manifest, backend, tmp_path):
+    config = GenerateConfig([DatasetSpec("d", manifest)], tmp_path, modes=("sift_s", "sit_sp", "tsit_s"))
+    summaries = run_generation(config, backend, progress=False)
+    assert all(s.complete and s.inputs == 44 for s in summaries)
+    sit_sp = _outputs(tmp_path, "d", "sit_sp")
+    assert sit_sp["bad-short"] == "REJECTED: bad duration" and sit_sp["bad-empty"] == "REJECTED: empty text"
+    assert sit_sp["bad-long"] == "REJECTED: text too long" and sit_sp["bad-age"] == "REJECTED: unreadable metadata"
+    assert _outputs(tmp_path, "d", "sift_s")["bad-age"] != "REJECTED: unreadable metadata"  # s modes ignore labels
+    for cut in read_cuts(output_paths(tmp_path, "d", "sit_sp", 0)[0]):
+        target = target_of(cut)
+        assert "?" not in target.input_text.split("<text>")[0] and "null" not in target.input_text
+        assert target.finish_reason in ("stop", "length") and target.from_model == backend.model_name
+    for cut in read_cuts(output_paths(tmp_path, "d", "tsit_s", 0)[0]):
+        assert target_of(cut).response == cut.supervisions[0].text.lower() and target_of(cut).instruction
+    summary = json.loads(output_paths(tmp_path, "d", "sit_sp", 0)[2].read_text())
+    assert summary["inputs"] == summary["done"] + summary["rejected"] == 44
+
+
+def test_languages_beyond_en_and_zh(backend, tmp_path):
+    cuts = synthetic_cuts(3, tmp_path / "a.wav", language="ko")
+    cuts.to_file(tmp_path / "ko.jsonl.gz")
+    config = GenerateConfig([DatasetSpec("ko", tmp_path / "ko.jsonl.gz")], tmp_path, modes=("sit_s",))
+    with pytest.warns(UserWarning, match="'ko'"):
+        run_generation(config, backend, progress=False)
+    for cut in read_cuts(output_paths(tmp_path, "ko", "sit_s", 0)[0]):
+        assert target_of(cut).instruction == "Repeat the above content."
+
+
+def test_shards_combine_to_one_run(manifest, backend, tmp_path):
+    one = GenerateConfig([DatasetSpec("d", manifest)], tmp_path / "one", modes=("sift_sp",))
+    run_generation(one, backend, progress=False)
+    for shard in range(4):
+        config = GenerateConfig([DatasetSpec("d", manifest)], tmp_path / "four", modes=("sift_sp",),
+                                num_shards=4, shard=shard)
+        run_generation(config, backend, progress=False)
+    assert _outputs(tmp_path / "four", "d", "sift_sp", shards=4) == _outputs(tmp_path / "one", "d", "sift_sp")
+
+
+def test_kill_minus_nine_three_times_then_resume(manifest, tiny_folder, backend, tmp_path):
+    reference = tmp_path / "uninterrupted"
+    run_generation(GenerateConfig([DatasetSpec("cuts", manifest)], reference, modes=("sift_s",)), backend,
+                   progress=False)
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "azeros.cli", "generate", str(manifest), "--out", str(out),
+               "--modes", "sift_s", "--model", str(tiny_folder), "--dtype", "fp32", "--device", "cpu",
+               "--batch-size", "6", "--max-new-tokens", str(MAX_NEW), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    targets = output_paths(out, "cuts", "sift_s", 0)[0]
+    rng = random.Random(0)
+    for _ in range(3):
+        before = len(list(read_cuts(targets))) if targets.exists() else 0
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Kill once it has written something new, at a random moment after that.
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if targets.exists() and len(list(read_cuts(targets))) > before:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "in 44 = done" in finished.stdout
+    assert _outputs(out, "cuts", "sift_s") == _outputs(reference, "cuts", "sift_s")
+
+
+def test_degenerate_outputs_are_rejected(tiny_folder, tokenizer, tmp_path):
+    llm = tiny_llm("llama", len(tokenizer))
+    with torch.no_grad():
+        llm.lm_head.weight.zero_()  # every logit equal: token 0 forever
+    backend = TransformersBackend("zeros", llm=llm, tokenizer=tokenizer, max_new_tokens=40, repeat_limit=8)
+    messages = tuple(target_messages(get_mode("sift_s"), "hello", {}))
+    (result,) = backend.generate([Request("a", messages)])
+    assert result.degenerate == "repeated token 0 x8" and result.num_tokens == 8
+    with torch.no_grad():
+        llm.lm_head.weight.fill_(float("nan"))
+    (result,) = backend.generate([Request("a", messages)])
+    assert result.degenerate == "nan logits"
+
+
+class _ChatStub(BaseHTTPRequestHandler):
+    """A tiny OpenAI chat server: the first call fails with 500, the second hangs past the timeout."""
+
+    calls = 0
+    lock = threading.Lock()
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.lock:
+            type(self).calls += 1
+            call = type(self).calls
+        if call == 1:
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"boom")
+            return
+        if call == 2:
+            time.sleep(1.5)  # longer than the client's timeout
+        content = body["messages"][-1]["content"]
+        reply = {"choices": [{"message": {"role": "assistant", "content": f"echo: {content}"},
+                              "finish_reason": "stop"}], "usage": {"completion_tokens": 3}}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_openai_backend_retries_500_and_timeout(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatStub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        synthetic_cuts(6, tmp_path / "a.wav").to_file(tmp_path / "c.jsonl.gz")
+        backend = OpenAIBackend(f"http://127.0.0.1:{server.server_port}/v1", "stub", concurrency=1,
+                                timeout=0.5, retries=3, backoff=0.01)
+        config = GenerateConfig([DatasetSpec("c", tmp_path / "c.jsonl.gz")], tmp_path, modes=("sift_sp",))
+        (summary,) = run_generation(config, backend, progress=False)
+    finally:
+        server.shutdown()
+    assert summary.done == 6 and _ChatStub.calls >= 8  # 6 answers + one 500 + one timeout
+    for cut in read_cuts(output_paths(tmp_path, "c", "sift_sp", 0)[0]):
+        target = target_of(cut)
+        assert target.response == f"echo: {target.input_text}" and target.from_model == "stub"
+
+
+def test_vllm_backend_with_a_fake_engine(tokenizer):
+    seen = {}
+
+    class FakeEngine:
+        def generate(self, prompts, params, use_tqdm=False):
+            seen["prompts"], seen["params"] = prompts, params
+            stop = params["stop_token_ids"][0]
+            return [SimpleNamespace(outputs=[SimpleNamespace(text="ok", token_ids=[5, 6, stop], finish_reason="stop")]),
+                    SimpleNamespace(outputs=[SimpleNamespace(text="aaaa", token_ids=[7] * 9, finish_reason="length")])]
+
+    backend = VLLMBackend(FakeEngine(), tokenizer, "fake", dict, max_new_tokens=9, repeat_limit=5)
+    requests = [Request(k, tuple(target_messages(get_mode("sift_s"), t, {}))) for k, t in (("a", "hi"), ("b", "yo"))]
+    first, second = backend.generate(requests)
+    assert seen["prompts"][0]["prompt_token_ids"] == backend.renderer.render(list(requests[0].messages)).input_ids
+    assert seen["params"]["temperature"] == 0.0 and seen["params"]["max_tokens"] == 9
+    assert (first.text, first.num_tokens, first.finish_reason, first.degenerate) == ("ok", 2, "stop", None)
+    assert second.finish_reason == "length" and second.degenerate == "repeated token x9"
+
+
+def test_self_elicit_check_table_and_verdict(tmp_path):
+    cuts = synthetic_cuts(12, tmp_path / "a.wav")
+    generated = []
+    for cut in cuts:
+        sup = cut.supervisions[0]
+        sup.gender, sup.custom = "female", {"age": 70, "emotion": "sad"}
+        words = sup.text.lower().rstrip(".?")
+        for mode, response in (("sift_ssp", f"Sure! {words}."),
+                               ("sit_ssp", f"An elderly woman, sounding sad, says: {words}.")):
+            target = Target(response, mode, "", None, "<audio><meta>x</meta><text>y</text></audio>", "m", "stop")
+            generated.append(with_target(cut, target))
+    report = elicit_report(generated)
+    table = report.table()
+    assert "sift_ssp" in table and "sit_ssp" in table and "100%" in table
+    assert report.coverage["sift_ssp"].rates()["age"] == 0.0 and report.coverage["sit_ssp"].rates()["age"] == 1.0
+    verdict = report.verdict()
+    assert "sift_ssp: falls short on age, gender, emotion" in verdict and "sift_ssp+sit_ssp mix" in verdict
+
+
+@pytest.mark.real_weights
+def test_real_smollm2_matches_hf_generate():
+    from transformers import GenerationConfig
+
+    backend = TransformersBackend("smollm2-135m-instruct", dtype="fp32", device="cpu", max_new_tokens=24, max_batch=3)
+    texts = ["what is the capital of france", "tell me a joke", "how do i boil an egg", "yes"]
+    requests = [Request(str(i), tuple(target_messages(get_mode("sift_s"), t, {}))) for i, t in enumerate(texts)]
+    ours = {r.key: r for r in backend.generate(requests)}
+    stop = backend.renderer.stop_ids
+    config = GenerationConfig(max_new_tokens=24, do_sample=False, eos_token_id=stop, pad_token_id=stop[0])
+    for request in requests:
+        ids = backend.prompt_ids(request)
+        out = backend.llm.generate(input_ids=torch.tensor([ids]), generation_config=config)[0, len(ids):].tolist()
+        end = next((i for i, t in enumerate(out) if t in stop), len(out))
+        assert backend.tokenizer.decode(out[:end], skip_special_tokens=True) == ours[request.key].text
+    assert ours["0"].finish_reason == "stop" and "Paris" in ours["0"].text

@@ -1,0 +1,221 @@
+"""From generated manifests to model-ready batches.
+
+* :func:`training_cuts`: every manifest repeated endlessly and multiplexed by ``weight x hours``.
+* :func:`training_sampler`: lhotse's DynamicBucketingSampler over that mix (duration buckets; its
+  ``state_dict`` is what makes a resumed run draw the very batches it would have drawn).
+* :func:`conversation_for`: the exact context a target was generated from, laid out for this model.
+* :func:`make_batch`: render, encode (or read the encoder cache), project and embed a batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from lhotse import CutSet
+from lhotse.cut import Cut
+from lhotse.dataset import DynamicBucketingSampler
+
+from azeros.data import Target, read_cuts, target_conversation, target_of
+from azeros.models import SpeechLLM, TokenBatch
+from azeros.models.encoders import pad_frames
+from azeros.text import IGNORE_INDEX, AudioSlot, Message, get_mode, user_message
+from azeros.training.cache import EncoderCache
+from azeros.training.recipe import DataSection
+
+__all__ = [
+    "TrainItem",
+    "conversation_for",
+    "load_items",
+    "make_batch",
+    "manifest_cuts",
+    "manifest_hours",
+    "supervised_tokens",
+    "training_cuts",
+    "training_sampler",
+    "usable",
+]
+
+SAMPLE_RATE = 16000
+
+
+class _Manifest:
+    """A manifest as a re-iterable lazy source of cuts (each pass reads the file again)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[Cut]:
+        return read_cuts(self.path)
+
+
+def manifest_cuts(path: str | Path) -> CutSet:
+    """A lazy CutSet over a generated manifest, read through the data layer (reference files load too)."""
+    return CutSet(_Manifest(path))
+
+
+def manifest_hours(path: str | Path) -> float:
+    """Total hours of a manifest (one pass over its lines)."""
+    return sum(cut.duration for cut in read_cuts(path)) / 3600.0
+
+
+def usable(cut: Cut, data: DataSection) -> bool:
+    """Whether a cut trains: it has a generated target and a duration within the recipe's bounds."""
+    return data.min_seconds <= cut.duration <= data.max_seconds and target_of(cut) is not None
+
+
+def training_cuts(data: DataSection, seed: int) -> tuple[CutSet, list[float]]:
+    """The endless weighted mix of the training manifests.
+
+    Args:
+        data: the recipe's data section.
+        seed: seeds the multiplexer.
+
+    Returns:
+        ``(cuts, shares)``: the lazy infinite CutSet and each manifest's share of the draws.
+    """
+    hours = [m.hours if m.hours is not None else manifest_hours(m.manifest) for m in data.train]
+    weights = [m.weight * h for m, h in zip(data.train, hours, strict=True)]  # the paper's weight x hours
+    if not any(w > 0 for w in weights):
+        raise ValueError(f"data.train: every manifest has zero weight x hours ({hours} h)")
+    # preserve_id: a cut keeps its id on every pass, so the encoder cache finds it again.
+    keep = functools.partial(usable, data=data)
+    sources = [manifest_cuts(m.manifest).filter(keep).repeat(preserve_id=True) for m in data.train]
+    cuts = sources[0] if len(sources) == 1 else CutSet.mux(*sources, weights=weights, seed=seed)
+    return cuts, [w / sum(weights) for w in weights]
+
+
+def training_sampler(cuts: CutSet, data: DataSection, seed: int, world_size: int, rank: int) -> DynamicBucketingSampler:
+    """Duration-bucketed batches of at most ``max_duration`` seconds / ``max_cuts`` cuts per process.
+
+    With ``world_size`` processes, process ``rank`` gets every ``world_size``-th batch of the one
+    sequence all processes draw, so the global batch is the same whatever the process count.
+    """
+    return DynamicBucketingSampler(
+        cuts, max_duration=data.max_duration, max_cuts=data.max_cuts, num_buckets=data.num_buckets,
+        shuffle=True, drop_last=True, buffer_size=data.buffer_size,
+        num_cuts_for_bins_estimate=min(data.buffer_size, 10000), world_size=world_size, rank=rank, seed=seed,
+        sync_buckets=False,  # buckets drawn in the same sequence for any process count
+    )
+
+
+def conversation_for(cut: Cut, roles: Sequence[str]) -> tuple[list[Message], Target]:
+    """The conversation a cut's target was generated from, with this model's audio slots.
+
+    Target generation lays the oracle out for two encoders (``<meta>`` and ``<text>`` slots). A model
+    with one encoder shown an ``sp`` oracle gets one slot for the whole oracle instead, exactly as
+    :func:`azeros.text.oracle_parts` lays it out for one encoder; everything else is unchanged.
+
+    Args:
+        cut: a generated cut.
+        roles: the model's encoder roles.
+
+    Returns:
+        ``(messages, target)``.
+    """
+    messages, target = target_conversation(cut)
+    if set(roles) == {"semantic", "paralinguistic"} or get_mode(target.mode).oracle == "s":
+        return messages, target
+    user = messages[-1]
+    oracle = user.parts[:-1] if target.instruction else user.parts  # the instruction is the last part
+    whole = Message("user", oracle).oracle_content()
+    return [*messages[:-1], user_message((AudioSlot(roles[0], whole),), target.instruction)], target
+
+
+@dataclass
+class TrainItem:
+    """One utterance of a batch: its (maybe perturbed) 16 kHz cut and the conversation to supervise.
+
+    Attributes:
+        cut: the cut, resampled to 16 kHz and possibly speed-perturbed.
+        messages: the context the target was generated from.
+        answer: the target response.
+        finished: whether the target ended by itself (only then is the end-of-turn token supervised).
+        cacheable: the audio is unaugmented, so its encoder output may come from the cache.
+    """
+
+    cut: Cut
+    messages: list[Message]
+    answer: str
+    finished: bool
+    cacheable: bool
+
+    @classmethod
+    def from_cut(cls, cut: Cut, roles: Sequence[str], speed: float = 1.0) -> TrainItem:
+        messages, target = conversation_for(cut, roles)
+        if cut.sampling_rate != SAMPLE_RATE:
+            cut = cut.resample(SAMPLE_RATE)
+        if speed != 1.0:
+            cut = cut.perturb_speed(speed)
+        return cls(cut, messages, target.response, target.finish_reason == "stop", cacheable=speed == 1.0)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.cut.num_samples)
+
+    @cached_property
+    def wave(self) -> np.ndarray:
+        """The mono float32 waveform, loaded on first use (never, when the cache serves every encoder)."""
+        return self.cut.load_audio()[0].astype(np.float32)
+
+
+def load_items(cuts: Iterable[Cut], roles: Sequence[str], speeds: Sequence[float] = (), salt: str = "") -> list[TrainItem]:
+    """Batch items, each with a speed factor drawn from ``speeds`` (none when empty).
+
+    The draw depends only on ``salt`` (seed and step) and the cut id, so a resumed run, or the same
+    global batch split over another number of processes, perturbs every cut the same way.
+    """
+    return [
+        TrainItem.from_cut(cut, roles, random.Random(f"{salt}-{cut.id}").choice(speeds) if speeds else 1.0)
+        for cut in cuts
+    ]
+
+
+def _encoder_frames(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache]) -> dict:
+    """``{role: (frames [b, t, d], lengths [b])}``: cached frames where allowed, the encoder elsewhere."""
+    out = {}
+    for role in model.roles:
+        cache = caches.get(role)
+        rows: list[torch.Tensor | None] = [None] * len(items)
+        to_encode = []
+        for i, item in enumerate(items):
+            if cache is not None and item.cacheable and item.cut.id in cache:
+                rows[i] = cache.get(item.cut.id, item.num_samples)
+            else:
+                to_encode.append(i)
+        if to_encode:
+            frames, lengths = model.encoders[role]([items[i].wave for i in to_encode])  # [m, t, d]
+            for row, i in enumerate(to_encode):
+                rows[i] = frames[row, : int(lengths[row])]
+                if cache is not None and items[i].cacheable:
+                    cache.put(items[i].cut.id, rows[i])
+        out[role] = pad_frames(rows)
+    return out
+
+
+def make_batch(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache]) -> TokenBatch:
+    """Render, encode, project and embed a training batch (right-padded, with labels).
+
+    Args:
+        model: the SpeechLLM.
+        items: the batch.
+        caches: encoder caches by role (empty: always run the encoders).
+
+    Returns:
+        The batch with projected audio scattered into each conversation's audio positions.
+    """
+    chats = [model.render(item.messages, [item.num_samples], item.answer, item.finished) for item in items]
+    projected = model.project(_encoder_frames(model, items, caches))  # {role: [positions_i, H]}
+    audio = [{(0, role): projected[role][i] for role in model.roles} for i in range(len(items))]
+    return model.embed(chats, audio)
+
+
+def supervised_tokens(batch: TokenBatch) -> int:
+    """Next-token targets the loss counts: answer tokens and end-of-turn tokens."""
+    return int((batch.labels[:, 1:] != IGNORE_INDEX).sum())

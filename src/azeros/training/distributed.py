@@ -1,0 +1,87 @@
+"""Data parallelism for a model whose only trainable parts are small projectors.
+
+Launched with ``torchrun --nproc_per_node N`` (or ``accelerate launch``), each process holds the frozen
+model and draws its own share of every global batch. Only the projectors train, so after the micro-batches
+of a step one all-reduce of their gradients (tens of millions of numbers, not billions) makes every
+process take the same optimizer step: what DDP's reducer would do, without wrapping a frozen LLM.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["Distributed"]
+
+
+@dataclass
+class Distributed:
+    """This process's place in the run.
+
+    Attributes:
+        rank: global rank (0 writes logs and checkpoints).
+        world_size: number of processes.
+        device: where this process computes.
+    """
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @classmethod
+    def setup(cls, device: str = "auto") -> Distributed:
+        """Join the process group that torchrun describes in the environment, if any.
+
+        Args:
+            device: ``auto`` (a GPU if there is one), ``cpu`` or ``cuda``.
+        """
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        kind = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        target = torch.device(f"cuda:{local_rank}") if kind == "cuda" else torch.device("cpu")
+        if kind == "cuda":
+            torch.cuda.set_device(target)
+        if world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if kind == "cuda" else "gloo")
+        return cls(rank, world_size, target)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum a tensor over all processes (in place; returned for convenience)."""
+        if self.world_size > 1:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values
+
+    def sum_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Sum the gradients of ``params`` over all processes, in one flat all-reduce."""
+        if self.world_size == 1:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast(self, params: Iterable[torch.Tensor]) -> None:
+        """Give every process rank 0's values."""
+        if self.world_size > 1:
+            for p in params:
+                dist.broadcast(p.data, src=0)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,282 @@
+"""The training recipe: one loop, top to bottom (torchtune's recipe shape, nanoGPT's legibility).
+
+Only projectors train. Each optimizer step draws ``grad_accum`` batches on every process, renders
+each utterance's conversation exactly as its target was generated, scatters the projected audio into the
+frozen LLM's input, and normalizes the cross-entropy by the supervised tokens of the whole global batch.
+So the update is the same whether the global batch is split over micro-batches or processes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig, TokenBatch
+from azeros.text import IGNORE_INDEX
+from azeros.training.averaging import ProjectorAverage
+from azeros.training.cache import EncoderCache
+from azeros.training.checkpoint import Checkpoint, latest_checkpoint, rng_state, set_rng_state
+from azeros.training.data import (
+    load_items,
+    make_batch,
+    manifest_cuts,
+    supervised_tokens,
+    training_cuts,
+    training_sampler,
+    usable,
+)
+from azeros.training.distributed import Distributed
+from azeros.training.logs import TrainLog, plot_curves
+from azeros.training.recipe import ModelSection, TrainRecipe
+from azeros.training.schedule import lr_at
+
+__all__ = ["answer_loss", "build_model", "evaluate", "fill_cache", "open_caches", "train"]
+
+
+def build_model(section: ModelSection, seed: int, verbose: bool = True) -> SpeechLLM:
+    """Build the SpeechLLM of a recipe, load the projectors it names, freeze the ones it does not train.
+
+    Projectors start from ``seed`` (the same on every process). Projectors in ``init_roles`` must then load
+    completely from ``init_from``, or nothing starts: stage 2 never trains on top of a random stage-1
+    projector.
+
+    Raises:
+        ValueError: when ``init_from`` is missing or lacks a complete projector named in ``init_roles``.
+    """
+    config = SpeechLLMConfig(
+        llm=section.llm, encoders=[EncoderSpec(**spec) for spec in section.encoders],
+        projector_stack=section.projector_stack, projector_hidden=section.projector_hidden, dtype=section.dtype,
+    )
+    model = SpeechLLM(config, verbose=verbose)
+    torch.manual_seed(seed)
+    for projector in model.projectors.values():
+        projector.linear1.reset_parameters()
+        projector.linear2.reset_parameters()
+    if section.init_roles:
+        try:
+            loaded = model.load_projectors(section.init_from, roles=section.init_roles)
+        except (FileNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"cannot start: model.init_from must hold the complete {'/'.join(section.init_roles)} projector "
+                f"(e.g. the `final` folder of a finished stage-1 run), but {error}"
+            ) from None
+        if verbose:
+            print(f"loaded {len(loaded)} tensors from {section.init_from}: {', '.join(loaded)}", file=sys.stderr)
+    for role, projector in model.projectors.items():
+        projector.requires_grad_(role in section.train_roles)
+    if verbose:
+        frozen = [r for r in model.roles if r not in section.train_roles]
+        print(f"training the {', '.join(section.train_roles)} projector(s); frozen: {', '.join(frozen) or 'none'}",
+              file=sys.stderr)
+    return model
+
+
+def open_caches(recipe: TrainRecipe, model: SpeechLLM, writer_tag: str = "0") -> dict[str, EncoderCache]:
+    """The encoder caches of a recipe by role (none when ``cache.enabled`` is off)."""
+    if not recipe.cache.enabled:
+        return {}
+    root = Path(recipe.cache.dir or Path(recipe.output_dir) / "encoder_cache")
+    return {
+        role: EncoderCache(root / role, model.encoders[role], shard_items=recipe.cache.shard_items, writer_tag=writer_tag)
+        for role in model.roles
+    }
+
+
+@torch.no_grad()
+def evaluate(model: SpeechLLM, recipe: TrainRecipe, caches: dict[str, EncoderCache], dist: Distributed, use_bf16: bool) -> dict[str, float]:
+    """Teacher-forced loss and next-token accuracy on the answer tokens of the held-out manifests.
+
+    Every process takes every ``world_size``-th utterance; sums are combined before dividing.
+    """
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, tokens
+    for path in recipe.data.valid:
+        cuts = [c for i, c in enumerate(manifest_cuts(path)) if i % dist.world_size == dist.rank and usable(c, recipe.data)]
+        for start in range(0, len(cuts), recipe.data.valid_max_cuts):
+            items = load_items(cuts[start : start + recipe.data.valid_max_cuts], model.roles)
+            batch = make_batch(model, items, caches)
+            with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss, correct = answer_loss(model, batch)
+            tokens = supervised_tokens(batch)
+            totals += torch.tensor([loss.item() * tokens, correct, tokens], dtype=torch.float64)
+    dist.sum(totals)
+    model.train()
+    return {"loss": totals[0].item() / max(totals[2].item(), 1), "acc": totals[1].item() / max(totals[2].item(), 1)}
+
+
+def answer_loss(model: SpeechLLM, batch: TokenBatch) -> tuple[torch.Tensor, int]:
+    """Token-mean cross-entropy over the answer tokens, and how many of them the argmax gets right.
+
+    The LM head runs only from the first position whose next token is supervised: prompts (system
+    message, audio) need no logits, and a vocabulary-wide projection of them is most of the cost of a
+    small LLM. ``SpeechLLM.forward`` computes the same loss over every position.
+    """
+    targets = batch.labels[:, 1:]  # [b, L-1]: position t predicts token t+1
+    start = int((targets != IGNORE_INDEX).int().argmax(dim=1).min())
+    logits = model.llm(
+        inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+        logits_to_keep=batch.labels.shape[1] - start,
+    ).logits[:, :-1]  # [b, L-1-start, V]: positions start .. L-2
+    targets = targets[:, start:]
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+    correct = int(((logits.argmax(-1) == targets) & (targets != IGNORE_INDEX)).sum())
+    return loss, correct
+
+
+def fill_cache(recipe: TrainRecipe) -> dict[str, int]:
+    """Encode every usable cut of the recipe's manifests into its encoder cache (``azeros cache``).
+
+    Returns:
+        Utterances newly encoded, by role.
+    """
+    model = build_model(recipe.model, recipe.seed)
+    model.eval()
+    caches = open_caches(recipe, model)
+    if not caches:
+        raise ValueError("cache.enabled is false in this recipe: nothing to fill")
+    before = {role: len(cache.location) for role, cache in caches.items()}
+    paths = [m.manifest for m in recipe.data.train] + list(recipe.data.valid)
+    for path in paths:
+        pending = []
+        for cut in tqdm(manifest_cuts(path), desc=str(path), disable=not recipe.run.progress):
+            if usable(cut, recipe.data) and not all(cut.id in cache for cache in caches.values()):
+                pending.append(cut)
+            if len(pending) == recipe.data.max_cuts:
+                make_batch(model, load_items(pending, model.roles), caches)
+                pending = []
+        if pending:
+            make_batch(model, load_items(pending, model.roles), caches)
+    for cache in caches.values():
+        cache.flush()
+    return {role: len(cache.location) - before[role] for role, cache in caches.items()}
+
+
+def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
+    """Run a training recipe to ``run.max_steps`` and export the model.
+
+    Args:
+        recipe: the checked recipe.
+        resume: ``True`` to continue from the newest checkpoint under ``{output_dir}/checkpoints``, or a
+            checkpoint folder; the continued run computes the same weights as one that was never stopped.
+
+    Returns:
+        The exported model folder, ``{output_dir}/final`` (load it with ``SpeechLLM.from_pretrained``).
+    """
+    out = Path(recipe.output_dir)
+    dist = Distributed.setup(recipe.run.device)
+    use_bf16 = recipe.run.precision == "bf16" or (
+        recipe.run.precision == "auto" and dist.device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    if use_bf16 and dist.device.type != "cuda":
+        raise ValueError("run.precision=bf16 needs a GPU here; use auto or fp32 on CPU")
+
+    # ---- model: frozen LLM and encoders, projectors (stage 2: the stage-1 projector must load) ----
+    model = build_model(recipe.model, recipe.seed, verbose=dist.main).to(dist.device)
+    model.train()  # projectors only: SpeechLLM keeps the frozen LLM and encoders in eval mode
+    trainable = {name: p for name, p in model.projectors.named_parameters() if p.requires_grad}
+    dist.broadcast(trainable.values())
+    caches = open_caches(recipe, model, writer_tag=str(dist.rank))
+    optimizer = torch.optim.AdamW(
+        trainable.values(), lr=recipe.optim.lr, betas=recipe.optim.betas, eps=recipe.optim.eps,
+        weight_decay=recipe.optim.weight_decay,
+    )
+    average = ProjectorAverage(trainable, recipe.average)
+
+    # ---- data: weighted endless mix, duration buckets; each process gets its share of a global batch ----
+    cuts, shares = training_cuts(recipe.data, recipe.seed)
+    if dist.main:
+        mix = ", ".join(f"{Path(m.manifest).name} {s:.1%}" for m, s in zip(recipe.data.train, shares, strict=True))
+        print(f"mix: {mix}", file=sys.stderr)
+    sampler = training_sampler(cuts, recipe.data, recipe.seed, dist.world_size, dist.rank)
+
+    # ---- resume: weights, optimizer, average, sampler position, RNGs ----
+    step = 0
+    checkpoint = latest_checkpoint(out / "checkpoints") if resume is True else Checkpoint(Path(resume)) if resume else None
+    if resume and checkpoint is None:
+        raise ValueError(f"--resume: no checkpoint under {out / 'checkpoints'}")
+    if checkpoint is not None:
+        state = checkpoint.state()
+        model.load_projectors(checkpoint.projectors())
+        optimizer.load_state_dict(state["optimizer"])
+        average.load_state_dict(checkpoint.average())
+        sampler.load_state_dict(state["sampler"])  # lhotse fast-forwards to the next unseen batch
+        set_rng_state(state["rng"])
+        step = state["step"]
+        if dist.main:
+            print(f"resumed from {checkpoint.folder} at step {step}", file=sys.stderr)
+    batches = iter(sampler)
+
+    log = TrainLog(out, enabled=dist.main)
+    progress = tqdm(total=recipe.run.max_steps, initial=step, disable=not (dist.main and recipe.run.progress), dynamic_ncols=True)
+    window = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, tokens, samples since the last log line
+    window_start = time.perf_counter()
+    while step < recipe.run.max_steps:
+        lr = lr_at(step, recipe.optim, recipe.run.max_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        # Draw the step's micro-batches first: the loss is normalized by the global batch's token count.
+        micro = []
+        for _ in range(recipe.optim.grad_accum):
+            items = load_items(next(batches), model.roles, recipe.data.speed_perturb, salt=f"{recipe.seed}-{step}")
+            micro.append(make_batch(model, items, caches))
+        tokens = [supervised_tokens(b) for b in micro]
+        global_tokens = dist.sum(torch.tensor(float(sum(tokens)), dtype=torch.float64)).item()
+
+        stats = torch.zeros(4, dtype=torch.float64)
+        for batch, count in zip(micro, tokens, strict=True):
+            with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss, correct = answer_loss(model, batch)  # token-mean CE over this micro-batch's answers
+            (loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
+            stats += torch.tensor([loss.item() * count, correct, count, len(batch.labels)], dtype=torch.float64)
+        dist.sum_gradients(trainable.values())
+        if recipe.optim.clip_grad_norm is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable.values(), recipe.optim.clip_grad_norm).item()
+        else:
+            grad_norm = torch.cat([p.grad.flatten() for p in trainable.values()]).norm().item()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        average.update(step)
+        window += dist.sum(stats)
+        progress.update(1)
+
+        if step % recipe.run.log_every == 0 or step == recipe.run.max_steps:
+            elapsed = time.perf_counter() - window_start
+            values = {
+                "loss": window[0].item() / max(window[2].item(), 1), "acc": window[1].item() / max(window[2].item(), 1),
+                "lr": lr, "grad_norm": grad_norm, "samples_per_s": window[3].item() / elapsed,
+                "tokens": int(window[2].item()),
+            }
+            log.write("train", step, values)
+            progress.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['acc']:.3f}", lr=f"{lr:.2e}",
+                                 samples_s=f"{values['samples_per_s']:.1f}")
+            window.zero_()
+            window_start = time.perf_counter()
+        if recipe.data.valid and ((recipe.run.valid_every and step % recipe.run.valid_every == 0) or step == recipe.run.max_steps):
+            log.write("valid", step, evaluate(model, recipe, caches, dist, use_bf16))
+        if (recipe.run.save_every and step % recipe.run.save_every == 0) or step == recipe.run.max_steps:
+            for cache in caches.values():
+                cache.flush()
+            if dist.main:
+                state = {"step": step, "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(), "rng": rng_state()}
+                Checkpoint.save(out / "checkpoints", step, model.projector_state(), average.state_dict(), state,
+                                keep=recipe.run.keep_checkpoints)
+            dist.barrier()
+    progress.close()
+
+    # ---- export: averaged projector weights in a folder SpeechLLM.from_pretrained loads ----
+    final = out / "final"
+    if dist.main:
+        average.copy_to(trainable)
+        model.save_pretrained(final)
+        log.close()
+        plot_curves(out / "log.jsonl", out / "curves.png")
+        print(f"exported {final}; curves in {out / 'curves.png'}", file=sys.stderr)
+    dist.barrier()
+    dist.close()
+    return final

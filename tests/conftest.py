@@ -62,3 +62,14 @@ def noise(seconds: float, seed: int = 0, rate: int = 16000) -> np.ndarray:
     wave = rng.standard_normal(int(seconds * rate)).astype(np.float32)
     wave += np.sin(np.arange(wave.size) * (0.02 + 0.01 * (seed % 7))).astype(np.float32)
     return 0.1 * wave / np.abs(wave).max()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_section(tmp_path_factory, tokenizer) -> dict:
+    """The ``model`` section of a training recipe for a tiny random Llama (saved to a folder, on the real
+    SmolLM2 tokenizer) and the tiny Whisper encoder."""
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    tiny_llm("llama", len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return {"llm": str(folder), "dtype": "fp32",
+            "encoders": [{"kind": "whisper", "role": "semantic", "options": {"config": TINY_WHISPER, "seed": 0}}]}

@@ -1,0 +1,194 @@
+"""Training on tiny random models: exact resume after a kill, 2 processes = 1, the stage-2 guard, the
+encoder cache, every recipe loads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_recipe, write_recipe
+from safetensors.torch import load_file, save_file
+
+from azeros.models import GE2EEncoder, SpeechLLM, WhisperEncoder
+from azeros.training import EncoderCache, build_model, load_recipe, train
+from azeros.training.recipe import ModelSection
+from azeros.training.data import load_items, make_batch, manifest_cuts
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def _run(recipe: dict, path: Path, *overrides: str, resume: bool = False) -> Path:
+    return train(load_recipe(write_recipe(path, recipe), list(overrides)), resume=resume)
+
+
+def _cli(*args: str) -> list[str]:
+    return [PYTHON, "-m", "azeros.cli", *args]
+
+
+def test_every_recipe_loads_and_names_its_command():
+    recipes = [p for p in sorted((REPO / "recipes").glob("*.yaml")) if p.read_text().startswith("# azeros train")]
+    assert len(recipes) >= 7
+    for path in recipes:
+        assert path.read_text().splitlines()[0] == f"# azeros train recipes/{path.name}"
+        recipe = load_recipe(path)
+        assert recipe.data.train and recipe.model.train_roles
+
+
+def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path, tiny_model_section, manifests):
+    recipe = tiny_recipe(tmp_path / "whole", tiny_model_section, manifests, run={"max_steps": 8, "save_every": 2})
+    whole = _run(recipe, tmp_path / "whole.yaml")
+
+    recipe["output_dir"] = str(tmp_path / "killed")
+    path = write_recipe(tmp_path / "killed.yaml", recipe)
+    process = subprocess.Popen(_cli("train", str(path)), cwd=REPO, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    first = tmp_path / "killed" / "checkpoints" / "step-2"
+    while not first.is_dir() and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (tmp_path / "killed" / "final").exists()
+
+    resumed = _run(recipe, path, resume=True)
+    for name in ("model.safetensors",):  # the exported (averaged) projector
+        a, b = load_file(whole / name), load_file(resumed / name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    a = load_file(tmp_path / "whole" / "checkpoints" / "step-8" / "projectors.safetensors")
+    b = load_file(tmp_path / "killed" / "checkpoints" / "step-8" / "projectors.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    out = tmp_path / "killed"
+    assert (out / "curves.png").stat().st_size > 0 and any((out / "tensorboard").iterdir())
+    model = SpeechLLM.from_pretrained(resumed, verbose=False)
+    assert torch.equal(model.projector_state()["speech_encoder_projector.linear1.weight"],
+                       a["speech_encoder_projector.linear1.weight"]) is False  # export holds the EMA, not the last step
+
+
+def test_two_processes_give_the_loss_curve_of_one(tmp_path, tiny_model_section, manifests):
+    common = {"run": {"max_steps": 4, "save_every": 0}}
+    one = tiny_recipe(tmp_path / "one", tiny_model_section, manifests, optim={"grad_accum": 2, "lr": 3e-3},
+                      data={"max_cuts": 2}, **common)
+    _run(one, tmp_path / "one.yaml")
+    two = tiny_recipe(tmp_path / "two", tiny_model_section, manifests, optim={"grad_accum": 1, "lr": 3e-3},
+                      data={"max_cuts": 2}, **common)
+    path = write_recipe(tmp_path / "two.yaml", two)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "azeros.cli"]
+    subprocess.run([*torchrun, "train", str(path)], cwd=REPO, env=env, check=True, capture_output=True)
+
+    def curve(out: str) -> list[tuple[float, float, int]]:
+        import json
+        lines = [json.loads(x) for x in (tmp_path / out / "log.jsonl").read_text().splitlines()]
+        return [(r["loss"], r["acc"], r["tokens"]) for r in lines if r["kind"] == "train"]
+
+    ones, twos = curve("one"), curve("two")
+    assert len(ones) == len(twos) == 4
+    for (loss1, acc1, tokens1), (loss2, acc2, tokens2) in zip(ones, twos, strict=True):
+        assert tokens1 == tokens2 and acc1 == acc2
+        assert loss1 == pytest.approx(loss2, rel=1e-5)
+    a, b = load_file(tmp_path / "one" / "final" / "model.safetensors"), load_file(tmp_path / "two" / "final" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.fixture(scope="module")
+def stage1_final(tmp_path_factory, tiny_model_section, manifests) -> Path:
+    out = tmp_path_factory.mktemp("stage1")
+    recipe = tiny_recipe(out / "run", tiny_model_section, manifests, run={"max_steps": 2, "save_every": 0})
+    return _run(recipe, out / "stage1.yaml")
+
+
+def _stage2(tmp_path, tiny_model_section, manifests, init_from) -> dict:
+    model = {**tiny_model_section, "init_from": str(init_from), "init_roles": ["semantic"], "train_roles": ["paralinguistic"],
+             "encoders": [*tiny_model_section["encoders"], {"kind": "ge2e", "role": "paralinguistic", "options": {"seed": 0}}]}
+    recipe = tiny_recipe(tmp_path / "stage2", model, manifests, run={"max_steps": 2, "save_every": 0})
+    recipe["data"]["train"] = [{"manifest": str(manifests["sp"])}]
+    recipe["data"]["valid"] = []
+    return recipe
+
+
+def test_stage2_refuses_a_missing_or_partial_stage1_projector(tmp_path, tiny_model_section, manifests, stage1_final):
+    recipe = _stage2(tmp_path, tiny_model_section, manifests, tmp_path / "no-such-run" / "final")
+    with pytest.raises(ValueError, match="cannot start: model.init_from must hold the complete semantic projector.*no projector weights"):
+        _run(recipe, tmp_path / "missing.yaml")
+
+    state = load_file(stage1_final / "model.safetensors")
+    partial = tmp_path / "partial.safetensors"
+    save_file({k: v for k, v in state.items() if "linear2" not in k}, partial)
+    recipe = _stage2(tmp_path, tiny_model_section, manifests, partial)
+    with pytest.raises(ValueError, match="cannot start.*missing speech_encoder_projector.linear2.bias"):
+        _run(recipe, tmp_path / "partial.yaml")
+    assert not (tmp_path / "stage2" / "checkpoints").exists()
+
+
+def test_stage2_loads_freezes_and_keeps_the_stage1_projector(tmp_path, tiny_model_section, manifests, stage1_final, capfd):
+    recipe = _stage2(tmp_path, tiny_model_section, manifests, stage1_final)
+    final = _run(recipe, tmp_path / "stage2.yaml")
+    assert "loaded 4 tensors from" in capfd.readouterr().err
+    before, after = load_file(stage1_final / "model.safetensors"), load_file(final / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)  # frozen: bit for bit
+    assert any(k.startswith("paraling_encoder_projector.") for k in after)
+
+
+def test_recipe_that_would_freeze_a_random_projector_is_refused(tmp_path, tiny_model_section, manifests):
+    model = {**tiny_model_section, "train_roles": ["paralinguistic"],
+             "encoders": [*tiny_model_section["encoders"], {"kind": "ge2e", "role": "paralinguistic", "options": {"seed": 0}}]}
+    path = write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "out", model, manifests))
+    with pytest.raises(ValueError, match="would stay frozen at random weights"):
+        load_recipe(path)
+
+
+def _model(section: dict, paralinguistic: bool = False) -> SpeechLLM:
+    if paralinguistic:
+        ge2e = {"kind": "ge2e", "role": "paralinguistic", "options": {"seed": 0}}
+        section = {**section, "encoders": [*section["encoders"], ge2e], "train_roles": ["semantic", "paralinguistic"]}
+    return build_model(ModelSection(**section), seed=0, verbose=False)
+
+
+def test_encoder_cache_serves_unaugmented_input_and_rebuilds_when_stale(tmp_path, tiny_model_section, manifests, capfd, monkeypatch):
+    model = _model(tiny_model_section)
+    cuts = list(manifest_cuts(manifests["train"]))[:3]
+    folder = tmp_path / "cache" / "semantic"
+    cache = EncoderCache(folder, model.encoders["semantic"], shard_items=2)
+    fresh = make_batch(model, load_items(cuts, model.roles), {"semantic": cache})  # fills the cache
+    cache.flush()
+    assert len(list(folder.glob("*.safetensors"))) == 2 and all(c.id in cache for c in cuts)
+
+    calls = []
+    forward = WhisperEncoder.forward
+    monkeypatch.setattr(WhisperEncoder, "forward", lambda self, waves: calls.append(len(waves)) or forward(self, waves))
+    reopened = EncoderCache(folder, model.encoders["semantic"])
+    cached = make_batch(model, load_items(cuts, model.roles), {"semantic": reopened})
+    assert calls == [] and torch.equal(fresh.inputs_embeds, cached.inputs_embeds)
+    make_batch(model, load_items(cuts, model.roles, speeds=[1.1]), {"semantic": reopened})
+    assert calls == [3]  # augmented audio always goes through the encoder
+
+    other = WhisperEncoder(config=model.encoders["semantic"].config()["config"], seed=1)  # another encoder
+    stale = EncoderCache(folder, other)
+    assert "is stale" in capfd.readouterr().err and len(stale.location) == 0
+    assert not list(folder.glob("*.safetensors"))
+
+
+def test_cli_cache_fills_every_manifest(tmp_path, tiny_model_section, manifests):
+    path = write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "out", tiny_model_section, manifests))
+    result = subprocess.run(_cli("cache", str(path), "run.progress=false"), cwd=REPO, capture_output=True, text=True, check=True)
+    assert '"semantic": 20' in result.stdout  # 16 training + 4 held-out utterances
+
+
+def test_sp_targets_render_their_stored_context_for_one_or_two_encoders(tiny_model_section, manifests):
+    one = _model(tiny_model_section)
+    cut = next(iter(manifest_cuts(manifests["sp"])))
+    [item] = load_items([cut], one.roles)
+    assert [type(p).__name__ for p in item.messages[-1].parts] == ["AudioSlot"]  # one encoder: one slot
+    two = _model(tiny_model_section, paralinguistic=True)
+    assert isinstance(two.encoders["paralinguistic"], GE2EEncoder)
+    [item] = load_items([cut], two.roles)
+    slots = [p.encoder for p in item.messages[-1].parts if not isinstance(p, str)]
+    assert slots == ["paralinguistic", "semantic"]
+    batch = make_batch(two, [item], {})
+    assert batch.labels is not None

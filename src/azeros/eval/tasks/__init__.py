@@ -1,0 +1,21 @@
+"""Task sets, one file each: open-ended prompts, spoken QA, instructions, paralinguistic, real recordings."""
+
+from azeros.eval.tasks.instructions import InstructionTask
+from azeros.eval.tasks.open_ended import OpenEndedTask
+from azeros.eval.tasks.paralinguistic import PARALINGUISTIC_QUESTIONS, ParalinguisticTask
+from azeros.eval.tasks.real_recordings import REAL_QUESTIONS, RealChecksTask, RealParityTask
+from azeros.eval.tasks.spoken_qa import ARITHMETIC, FACTS, MULTIPLE_CHOICE, SpokenQATask
+
+__all__ = [
+    "ARITHMETIC",
+    "FACTS",
+    "MULTIPLE_CHOICE",
+    "PARALINGUISTIC_QUESTIONS",
+    "REAL_QUESTIONS",
+    "InstructionTask",
+    "OpenEndedTask",
+    "ParalinguisticTask",
+    "RealChecksTask",
+    "RealParityTask",
+    "SpokenQATask",
+]

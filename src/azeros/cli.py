@@ -345,64 +345,8 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_eval)
 
 
-def _eval(args: argparse.Namespace) -> int:
-    import time
-
-    from azeros.eval import JudgeClient, JudgeConfig, MiniSizes, build_systems, mini_tasks, run_benchmark
-
-    start = time.perf_counter()
-    sizes = MiniSizes(args.open_ended, args.instructions, args.paralinguistic, args.spoken_qa)
-    tasks = mini_tasks(args.data, corpus_dir=args.corpus, corpus_size=args.corpus_size, sizes=sizes,
-                       real=not args.no_real)
-    systems, reference = build_systems(args.systems.split(","), reference=args.reference, llm=args.llm,
-                                       device=args.device)
-    judge = None
-    if args.judge_url:
-        judge = JudgeClient(JudgeConfig(args.judge_url, args.judge_model, args.judge_api_key_env,
-                                        seed=args.judge_seed, temperature=args.judge_temperature))
-    result = run_benchmark(systems, tasks, args.out, reference=reference, judge=judge,
-                           batch_size=args.batch_size, progress=not args.no_progress)
-    print(result.table)
-    print(f"seconds: {result.seconds}; total {time.perf_counter() - start:.0f}s; files in {result.out_dir}")
-    return 0
-
-
-def _add_eval(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "eval", help="evaluate systems on the offline mini-benchmark (VoiceBench/AIR-Bench-like tasks)",
-        description="mini: open-ended prompts (text-parity, judge), spoken QA, unseen instructions, "
-        "paralinguistic multiple choice and the real recordings, on voices and texts never used in training. "
-        "Writes per-item jsonl, summary.json, table.md and a chart per task group; greedy, so reruns agree.",
-    )
-    parser.add_argument("what", choices=("mini",))
-    parser.add_argument("--systems", default="text,cascade",
-                        help="comma-separated: text, text-sp, cascade, azeros:MODEL_DIR or NAME=MODEL_DIR")
-    parser.add_argument("--out", default="exp/eval-mini", help="output folder")
-    parser.add_argument("--data", default="data/eval", help="where spoken questions and real recordings go")
-    parser.add_argument("--corpus", default="data/corpus", help="corpus folder (built there when missing)")
-    parser.add_argument("--corpus-size", type=int, default=2000, help="utterances of a corpus built here")
-    parser.add_argument("--reference", default="text", choices=("text", "text-sp"),
-                        help="whose greedy answers text-parity scores against")
-    parser.add_argument("--llm", default=None, help="LLM of text/cascade without a trained model (default SmolLM2)")
-    parser.add_argument("--open-ended", type=int, default=24, help="open-ended prompts")
-    parser.add_argument("--instructions", type=int, default=25, help="recordings with a rule instruction")
-    parser.add_argument("--paralinguistic", type=int, default=24, help="recordings asked gender/emotion/age")
-    parser.add_argument("--spoken-qa", type=int, default=None, help="questions per spoken-QA subtask (max 12)")
-    parser.add_argument("--no-real", action="store_true", help="leave out the 13 real recordings")
-    parser.add_argument("--judge-url", help="OpenAI-compatible API root of a judge, e.g. http://127.0.0.1:8000/v1")
-    parser.add_argument("--judge-model", default="gpt-4o-mini", help="the judge's model name")
-    parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="variable holding the judge's key")
-    parser.add_argument("--judge-seed", type=int, default=0)
-    parser.add_argument("--judge-temperature", type=float, default=0.0)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.set_defaults(run=_eval)
-
-
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_generate, _add_chat, _add_infer, _add_serve, _add_corpus, _add_train, _add_cache,
-    _add_eval,
     _add_eval,
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -218,3 +219,15 @@ def test_the_text_system_on_smollm2_answers_a_fact_and_its_own_answer_is_its_flo
     other = EvalItem("x", "t", "s", item.audio, "please tell me a joke about cats.")
     own, elsewhere = text.cross_entropy([item, other], [answer, answer])
     assert own < elsewhere  # the answer is far likelier after its own question
+
+
+def test_compare_names_missing_training_data_instead_of_training_on_nothing(tmp_path):
+    from azeros.cli import _trained_model
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(Path(__file__).resolve().parents[1] / "recipes" / "ablation_sift_s.yaml".read_text().replace(
+        "data/targets/cuts_train/sift_s_0.jsonl.gz", str(tmp_path / "absent.jsonl.gz")).replace(
+        "exp/ablation_sift_s", str(tmp_path / "run")))
+    with pytest.raises(SystemExit, match="absent.jsonl.gz"):
+        _trained_model(str(recipe))
+    assert _trained_model(str(tmp_path / "model")) == str(tmp_path / "model")  # a folder is taken as it is

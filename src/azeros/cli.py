@@ -299,8 +299,11 @@ def _eval(args: argparse.Namespace) -> int:
     sizes = MiniSizes(args.open_ended, args.instructions, args.paralinguistic, args.spoken_qa)
     tasks = mini_tasks(args.data, corpus_dir=args.corpus, corpus_size=args.corpus_size, sizes=sizes,
                        real=not args.no_real)
-    systems, reference = build_systems(args.systems.split(","), reference=args.reference, llm=args.llm,
-                                       device=args.device)
+    specs = args.systems.split(",")
+    if args.what == "compare":
+        specs += [f"{name}={_trained_model(source)}" for name, _, source in
+                  (model.partition("=") for model in args.models.split(","))]
+    systems, reference = build_systems(specs, reference=args.reference, llm=args.llm, device=args.device)
     judge = None
     if args.judge_url:
         judge = JudgeClient(JudgeConfig(args.judge_url, args.judge_model, args.judge_api_key_env,
@@ -312,6 +315,23 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained_model(source: str) -> str:
+    """A model folder as given, or a recipe's exported ``final`` folder, trained first when it is missing."""
+    if not source.endswith((".yaml", ".yml")):
+        return source
+    from azeros.training import load_recipe, train
+
+    recipe = load_recipe(source)
+    final = Path(recipe.output_dir) / "final"
+    if (final / "config.json").is_file():
+        return str(final)
+    missing = [m.manifest for m in recipe.data.train if not Path(m.manifest).is_file()]
+    if missing:
+        raise SystemExit(f"{source}: training data missing ({', '.join(missing)}); "
+                         "make it with the `azeros generate` command in the recipe's header")
+    return str(train(recipe))
+
+
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate systems on the offline mini-benchmark (VoiceBench/AIR-Bench-like tasks)",
@@ -319,7 +339,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "paralinguistic multiple choice and the real recordings, on voices and texts never used in training. "
         "Writes per-item jsonl, summary.json, table.md and a chart per task group; greedy, so reruns agree.",
     )
-    parser.add_argument("what", choices=("mini",))
+    parser.add_argument("what", choices=("mini", "compare"),
+                        help="mini: the given systems; compare: also train (or take) --models, tabulated together")
+    parser.add_argument("--models", default="TSIT_s=recipes/ablation_tsit_s.yaml,SIT_s=recipes/ablation_sit_s.yaml,"
+                        "SIFT_s=recipes/ablation_sift_s.yaml,SIFT_s+SIFT_sp=recipes/stage2_final.yaml",
+                        help="compare: NAME=RECIPE.yaml (its final model, trained when missing) or NAME=MODEL_DIR")
     parser.add_argument("--systems", default="text,cascade",
                         help="comma-separated: text, text-sp, cascade, azeros:MODEL_DIR or NAME=MODEL_DIR")
     parser.add_argument("--out", default="exp/eval-mini", help="output folder")

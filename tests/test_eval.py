@@ -225,7 +225,8 @@ def test_compare_names_missing_training_data_instead_of_training_on_nothing(tmp_
     from azeros.cli import _trained_model
 
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(Path(__file__).resolve().parents[1] / "recipes" / "ablation_sift_s.yaml".read_text().replace(
+    source = Path(__file__).resolve().parents[1] / "recipes" / "ablation_sift_s.yaml"
+    recipe.write_text(source.read_text().replace(
         "data/targets/cuts_train/sift_s_0.jsonl.gz", str(tmp_path / "absent.jsonl.gz")).replace(
         "exp/ablation_sift_s", str(tmp_path / "run")))
     with pytest.raises(SystemExit, match="absent.jsonl.gz"):

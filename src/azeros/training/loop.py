@@ -111,20 +111,19 @@ def evaluate(model: SpeechLLM, recipe: TrainRecipe, caches: dict[str, EncoderCac
 def answer_loss(model: SpeechLLM, batch: TokenBatch) -> tuple[torch.Tensor, int]:
     """Token-mean cross-entropy over the answer tokens, and how many of them the argmax gets right.
 
-    The LM head runs only from the first position whose next token is supervised: prompts (system
-    message, audio) need no logits, and a vocabulary-wide projection of them is most of the cost of a
-    small LLM. ``SpeechLLM.forward`` computes the same loss over every position.
+    The LM head runs only on the positions whose next token is supervised: prompts (system message,
+    audio) and padding need no logits, and a vocabulary-wide projection of them is a large share of the
+    cost of a small LLM. ``SpeechLLM.forward`` computes the same loss from logits at every position.
     """
+    hidden = model.llm.get_decoder()(
+        inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask
+    ).last_hidden_state  # [b, L, H]
     targets = batch.labels[:, 1:]  # [b, L-1]: position t predicts token t+1
-    start = int((targets != IGNORE_INDEX).int().argmax(dim=1).min())
-    logits = model.llm(
-        inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-        logits_to_keep=batch.labels.shape[1] - start,
-    ).logits[:, :-1]  # [b, L-1-start, V]: positions start .. L-2
-    targets = targets[:, start:]
-    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
-    correct = int(((logits.argmax(-1) == targets) & (targets != IGNORE_INDEX)).sum())
-    return loss, correct
+    supervised = targets != IGNORE_INDEX
+    logits = model.llm.get_output_embeddings()(hidden[:, :-1][supervised])  # [n, V]
+    wanted = targets[supervised]  # [n]
+    loss = torch.nn.functional.cross_entropy(logits.float(), wanted)
+    return loss, int((logits.argmax(-1) == wanted).sum())
 
 
 def fill_cache(recipe: TrainRecipe) -> dict[str, int]:

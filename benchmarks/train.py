@@ -77,7 +77,7 @@ def naive_loop(recipe, steps: int, batch_size: int) -> tuple[float, int]:
         if index == 1:  # the first step warms up
             start, tokens = time.perf_counter(), 0
         batch = make_batch(model, load_items(cuts_of_batch, model.roles), {})  # no cache: encoder every step
-        loss, _ = model(batch)
+        loss = model(batch, return_logits=True).loss  # the naive way: logits at every position
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

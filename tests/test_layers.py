@@ -22,7 +22,7 @@ DIRECT = {
     "eval": {"inference", "data"},
 }
 BASE = {"__init__", "hub"}  # importable from every layer: no azeros imports of their own below
-TOP = {"cli", "demo"}  # entry points: may import anything
+TOP = {"cli", "demo", "pipeline"}  # entry points: may import anything
 PURE_PYTHON = {"text"}  # no torch, numpy or transformers at all
 
 

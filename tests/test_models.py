@@ -58,7 +58,7 @@ def test_save_and_load_reproduce_logits_exactly(tokenizer, tmp_path):
 
     def logits(m):
         batch = m.prepare(conversations, [[w] for w in waves], answers=["A man.", "Hello."])
-        return m(batch)[1]
+        return m(batch, return_logits=True).logits
 
     folder = model.save_pretrained(tmp_path / "model", include_llm=True)
     config = json.loads((folder / "config.json").read_text())
@@ -108,8 +108,13 @@ def test_training_loss_reaches_only_the_projectors(tokenizer):
     hi = len(model.tokenizer("Hi", add_special_tokens=False)["input_ids"])
     assert supervised[1] == hi  # cut short: no end-of-turn token
     assert supervised[0] == len(model.tokenizer("Hi! How can I help?", add_special_tokens=False)["input_ids"]) + 1
-    loss, _ = model(batch)
+    out = model(batch, return_logits=True)
+    loss = out.loss
     loss.backward()
+    # the loss over supervised positions only equals cross-entropy over the full logits
+    full = torch.nn.functional.cross_entropy(out.logits[:, :-1].flatten(0, 1), batch.labels[:, 1:].flatten())
+    torch.testing.assert_close(loss, full)
+    assert out.tokens == sum(supervised)
     assert torch.isfinite(loss)
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projectors.parameters())
     assert all(p.grad is None for p in model.llm.parameters())

@@ -369,9 +369,27 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_eval)
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    from azeros.pipeline import run_pipeline
+
+    print(f"model: {run_pipeline(args.recipe, args.overrides)}")
+    return 0
+
+
+def _add_pipeline(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pipeline", help="corpus -> self-elicit check -> targets -> stage 1 -> stage 2, from one YAML",
+        description="Run every stage of a pipeline recipe (e.g. recipes/mini.yaml); a rerun continues "
+        "where it stopped. key=value overrides use dotted paths: stage1.run.max_steps=20.",
+    )
+    parser.add_argument("recipe", help="the pipeline YAML")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    parser.set_defaults(run=_pipeline)
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_generate, _add_chat, _add_infer, _add_serve, _add_corpus, _add_train, _add_cache,
-    _add_eval,
+    _add_eval, _add_pipeline,
 ]
 
 

@@ -108,7 +108,7 @@ class _ReadingSystem(System):
     @torch.no_grad()
     def cross_entropy(self, items: Sequence[EvalItem], answers: Sequence[Answer]) -> list[float]:
         batch = self.host.embed(self._chats(items, answers), [{}] * len(items), padding_side="right")
-        _, logits = self.host(batch)
+        logits = self.host(batch, return_logits=True).logits
         return _row_cross_entropy(logits, batch.labels)
 
 
@@ -200,7 +200,7 @@ class AzerosSystem(System):
             [answer.finish_reason == "stop" for answer in answers],
             padding_side="right",
         )
-        _, logits = self.model(batch)
+        logits = self.model(batch, return_logits=True).logits
         return _row_cross_entropy(logits, batch.labels)
 
 

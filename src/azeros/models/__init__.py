@@ -10,7 +10,7 @@ from azeros.models.encoders import (
 )
 from azeros.models.llm import cache_dir, load_llm, load_tokenizer, resolve_dtype
 from azeros.models.projector import Projector
-from azeros.models.speech_llm import Answer, EncoderSpec, SpeechLLM, SpeechLLMConfig, TokenBatch
+from azeros.models.speech_llm import Answer, EncoderSpec, ForwardOutput, SpeechLLM, SpeechLLMConfig, TokenBatch
 from azeros.models.weights import EMBEDDED_WEIGHTS, embedded_path, resolve_weights
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ENCODER_KINDS",
     "Answer",
     "EncoderSpec",
+    "ForwardOutput",
     "GE2EEncoder",
     "Projector",
     "SpeechEncoder",

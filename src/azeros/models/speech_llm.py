@@ -29,7 +29,7 @@ from azeros.models.llm import load_llm, resolve_dtype
 from azeros.models.projector import Projector
 from azeros.text import IGNORE_INDEX, Message, PromptRenderer, RenderedChat, get_mode, oracle_parts, user_message
 
-__all__ = ["Answer", "EncoderSpec", "SpeechLLM", "SpeechLLMConfig", "TokenBatch"]
+__all__ = ["Answer", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig", "TokenBatch"]
 
 EncoderRole = Literal["semantic", "paralinguistic"]
 ROLES: tuple[EncoderRole, ...] = ("semantic", "paralinguistic")
@@ -98,6 +98,16 @@ class Answer:
     text: str
     finish_reason: Literal["stop", "length"]
     token_ids: list[int]
+
+
+@dataclass
+class ForwardOutput:
+    """A teacher-forced pass: loss and accuracy over the supervised answer tokens."""
+
+    loss: torch.Tensor  # token-mean cross-entropy, a scalar
+    correct: int  # supervised next tokens the argmax predicts
+    tokens: int  # supervised next tokens
+    logits: torch.Tensor | None = None  # [b, L, V], only when asked for
 
 
 @dataclass
@@ -292,20 +302,38 @@ class SpeechLLM(nn.Module):
         has_labels = any(c.labels is not None for c in chats)
         return TokenBatch(embeds, mask.to(device), labels.to(device) if has_labels else None)
 
-    def forward(self, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced pass.
+    def forward(self, batch: TokenBatch, *, return_logits: bool = False) -> ForwardOutput:
+        """Teacher-forced pass over a right-padded batch with labels.
+
+        The LM head runs only where the next token is supervised: prompt, audio and padding positions
+        need no logits, and a vocabulary-wide projection of them is a large share of a small LLM's cost.
+
+        Args:
+            batch: embeddings, mask and labels (see :meth:`prepare`).
+            return_logits: also return the logits of every position (``[b, L, V]``), e.g. for per-row
+                scores.
 
         Returns:
-            ``(loss, logits)``: the mean cross-entropy over supervised next tokens and logits ``[b, L, V]``.
+            The token-mean cross-entropy over supervised next tokens, how many of them the argmax gets
+            right, and how many there are.
         """
-        logits = self.llm(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
         if batch.labels is None:
             raise ValueError("forward needs labels; use generate() for answers")
-        targets = batch.labels[:, 1:]  # position t predicts token t+1
-        loss = nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX
+        hidden = self.llm.get_decoder()(
+            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask
+        ).last_hidden_state  # [b, L, H]
+        head = self.llm.get_output_embeddings()
+        targets = batch.labels[:, 1:]  # [b, L-1]: position t predicts token t+1
+        supervised = targets != IGNORE_INDEX
+        logits = head(hidden[:, :-1][supervised]).float()  # [n, V]
+        wanted = targets[supervised]  # [n]
+        loss = nn.functional.cross_entropy(logits, wanted)
+        return ForwardOutput(
+            loss=loss,
+            correct=int((logits.argmax(-1) == wanted).sum()),
+            tokens=int(wanted.numel()),
+            logits=head(hidden) if return_logits else None,
         )
-        return loss, logits
 
     def prepare(
         self,

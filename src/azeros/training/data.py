@@ -22,10 +22,11 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 from lhotse.dataset import DynamicBucketingSampler
 
+from azeros.audio import SAMPLE_RATE
 from azeros.data import Target, read_cuts, target_conversation, target_of
 from azeros.models import SpeechLLM, TokenBatch
 from azeros.models.encoders import pad_frames
-from azeros.text import IGNORE_INDEX, AudioSlot, Message, get_mode, user_message
+from azeros.text import IGNORE_INDEX, AudioSlot, Message, RenderedChat, get_mode, user_message
 from azeros.training.cache import EncoderCache
 from azeros.training.recipe import DataSection
 
@@ -36,13 +37,13 @@ __all__ = [
     "make_batch",
     "manifest_cuts",
     "manifest_hours",
+    "render_item",
     "supervised_tokens",
+    "token_batches",
     "training_cuts",
     "training_sampler",
     "usable",
 ]
-
-SAMPLE_RATE = 16000
 
 
 class _Manifest:
@@ -199,21 +200,61 @@ def _encoder_frames(model: SpeechLLM, items: Sequence[TrainItem], caches: Mappin
     return out
 
 
-def make_batch(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache]) -> TokenBatch:
+def make_batch(
+    model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache],
+    chats: Sequence[RenderedChat] | None = None,
+) -> TokenBatch:
     """Render, encode, project and embed a training batch (right-padded, with labels).
 
     Args:
         model: the SpeechLLM.
         items: the batch.
         caches: encoder caches by role (empty: always run the encoders).
+        chats: the items already rendered (``None``: render them here).
 
     Returns:
         The batch with projected audio scattered into each conversation's audio positions.
     """
-    chats = [model.render(item.messages, [item.num_samples], item.answer, item.finished) for item in items]
+    chats = chats or [render_item(model, item) for item in items]
     projected = model.project(_encoder_frames(model, items, caches))  # {role: [positions_i, H]}
     audio = [{(0, role): projected[role][i] for role in model.roles} for i in range(len(items))]
     return model.embed(chats, audio)
+
+
+def render_item(model: SpeechLLM, item: TrainItem) -> RenderedChat:
+    """The item's conversation as tokens, with its audio positions and answer labels."""
+    return model.render(item.messages, [item.num_samples], item.answer, item.finished)
+
+
+def token_batches(
+    model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache], max_tokens: int | None
+) -> list[TokenBatch]:
+    """Split a batch into micro-batches of similar length, each at most ``max_tokens`` padded tokens.
+
+    Duration buckets keep the audio of a batch alike, but not the answers, which are most of a sequence:
+    padding every row to the longest answer can double the work. Sorted by rendered length and cut at a
+    token budget, the rows of a micro-batch pad little. The loss is normalized by the tokens of the whole
+    global batch, so the update is the same however the batch is split.
+
+    Args:
+        model: the SpeechLLM.
+        items: the sampler's batch.
+        caches: encoder caches by role.
+        max_tokens: the padded-token budget of one forward pass; ``None`` keeps the batch whole.
+
+    Returns:
+        The micro-batches.
+    """
+    chats = [render_item(model, item) for item in items]
+    if max_tokens is None:
+        return [make_batch(model, items, caches, chats)]
+    order = sorted(range(len(items)), key=lambda i: len(chats[i].input_ids))
+    groups: list[list[int]] = [[]]
+    for i in order:  # ascending length: the newest row is the longest of its group
+        if groups[-1] and (len(groups[-1]) + 1) * len(chats[i].input_ids) > max_tokens:
+            groups.append([])
+        groups[-1].append(i)
+    return [make_batch(model, [items[i] for i in g], caches, [chats[i] for i in g]) for g in groups]
 
 
 def supervised_tokens(batch: TokenBatch) -> int:

@@ -25,6 +25,7 @@ from azeros.training.data import (
     make_batch,
     manifest_cuts,
     supervised_tokens,
+    token_batches,
     training_cuts,
     training_sampler,
     usable,
@@ -34,7 +35,7 @@ from azeros.training.logs import TrainLog, plot_curves
 from azeros.training.recipe import ModelSection, TrainRecipe
 from azeros.training.schedule import lr_at
 
-__all__ = ["answer_loss", "build_model", "evaluate", "fill_cache", "open_caches", "train"]
+__all__ = ["build_model", "evaluate", "fill_cache", "open_caches", "train"]
 
 
 def build_model(section: ModelSection, seed: int, verbose: bool = True) -> SpeechLLM:
@@ -100,30 +101,11 @@ def evaluate(model: SpeechLLM, recipe: TrainRecipe, caches: dict[str, EncoderCac
             items = load_items(cuts[start : start + recipe.data.valid_max_cuts], model.roles)
             batch = make_batch(model, items, caches)
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss, correct = answer_loss(model, batch)
-            tokens = supervised_tokens(batch)
-            totals += torch.tensor([loss.item() * tokens, correct, tokens], dtype=torch.float64)
+                result = model(batch)
+            totals += torch.tensor([result.loss.item() * result.tokens, result.correct, result.tokens], dtype=torch.float64)
     dist.sum(totals)
     model.train()
     return {"loss": totals[0].item() / max(totals[2].item(), 1), "acc": totals[1].item() / max(totals[2].item(), 1)}
-
-
-def answer_loss(model: SpeechLLM, batch: TokenBatch) -> tuple[torch.Tensor, int]:
-    """Token-mean cross-entropy over the answer tokens, and how many of them the argmax gets right.
-
-    The LM head runs only on the positions whose next token is supervised: prompts (system message,
-    audio) and padding need no logits, and a vocabulary-wide projection of them is a large share of the
-    cost of a small LLM. ``SpeechLLM.forward`` computes the same loss from logits at every position.
-    """
-    hidden = model.llm.get_decoder()(
-        inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask
-    ).last_hidden_state  # [b, L, H]
-    targets = batch.labels[:, 1:]  # [b, L-1]: position t predicts token t+1
-    supervised = targets != IGNORE_INDEX
-    logits = model.llm.get_output_embeddings()(hidden[:, :-1][supervised])  # [n, V]
-    wanted = targets[supervised]  # [n]
-    loss = torch.nn.functional.cross_entropy(logits.float(), wanted)
-    return loss, int((logits.argmax(-1) == wanted).sum())
 
 
 def fill_cache(recipe: TrainRecipe) -> dict[str, int]:
@@ -222,16 +204,16 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
         micro = []
         for _ in range(recipe.optim.grad_accum):
             items = load_items(next(batches), model.roles, recipe.data.speed_perturb, salt=f"{recipe.seed}-{step}")
-            micro.append(make_batch(model, items, caches))
+            micro.extend(token_batches(model, items, caches, recipe.data.max_tokens_per_forward))
         tokens = [supervised_tokens(b) for b in micro]
         global_tokens = dist.sum(torch.tensor(float(sum(tokens)), dtype=torch.float64)).item()
 
         stats = torch.zeros(4, dtype=torch.float64)
         for batch, count in zip(micro, tokens, strict=True):
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss, correct = answer_loss(model, batch)  # token-mean CE over this micro-batch's answers
-            (loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
-            stats += torch.tensor([loss.item() * count, correct, count, len(batch.labels)], dtype=torch.float64)
+                result = model(batch)  # token-mean CE over this micro-batch's answers
+            (result.loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
+            stats += torch.tensor([result.loss.item() * count, result.correct, count, len(batch.labels)], dtype=torch.float64)
         dist.sum_gradients(trainable.values())
         if recipe.optim.clip_grad_norm is not None:
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable.values(), recipe.optim.clip_grad_norm).item()

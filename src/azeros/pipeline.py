@@ -1,0 +1,145 @@
+"""The whole AZEROS pipeline from one YAML file: corpus -> self-elicit check -> targets -> stage 1 -> stage 2.
+
+``azeros pipeline recipes/mini.yaml`` retrains the embedded default from scratch; the demo runs the same
+function on a small slice (``key=value`` overrides). Each stage writes its own folder under
+``output_dir`` and is skipped when its output is already complete, so a rerun continues where it stopped:
+
+* ``corpus/``: labelled synthetic speech (:func:`azeros.data.corpus.build_synthetic_corpus`);
+* ``check/``: targets of the candidate sp modes on a sample, and which one the check picks (paper §5.7:
+  SIFT when the LLM volunteers the labels by itself, SIT otherwise);
+* ``targets/``: SIFT_s and the picked sp mode for the train and dev splits;
+* ``stage1/``: the semantic projector on SIFT_s (its recipe is written as ``stage1.yaml``);
+* ``stage2/``: the paralinguistic projector on SIFT_s + the sp mode, the semantic one loaded and frozen.
+
+The final model, its training logs and plots, and the check's report are copied to ``export_to``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from azeros.data import DatasetSpec, read_cuts
+from azeros.data.corpus import build_synthetic_corpus
+from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
+from azeros.training import load_recipe, train
+from azeros.training.recipe import apply_override
+
+__all__ = ["pick_sp_mode", "run_pipeline"]
+
+_SPLITS = ("train", "dev")
+
+
+def _say(message: str) -> None:
+    print(f"\n== {message}", file=sys.stderr)
+
+
+def pick_sp_mode(report_shortfalls: dict[str, list[str]], sift: str = "sift_sp", sit: str = "sit_sp") -> str:
+    """SIFT when the check finds it self-elicits every piece of oracle information, SIT otherwise."""
+    return sit if sift in report_shortfalls else sift
+
+
+def _manifest(out: Path, split: str, mode: str) -> str:
+    return str(output_paths(out / "targets", split, mode, 0)[0])
+
+
+def _stage_recipe(out: Path, name: str, tree: dict[str, Any], train: list[dict[str, Any]], valid: list[str]) -> Path:
+    stage = copy.deepcopy(tree)
+    stage["output_dir"] = str(out / name)
+    stage.setdefault("data", {})
+    stage["data"]["train"] = train
+    stage["data"]["valid"] = valid
+    path = out / f"{name}.yaml"
+    header = f"# written by azeros pipeline; rerun with: azeros train {path}\n"
+    path.write_text(header + yaml.safe_dump(stage, sort_keys=False))
+    return path
+
+
+def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
+    """Run (or continue) every stage of a pipeline recipe.
+
+    Args:
+        recipe: the pipeline YAML (see ``recipes/mini.yaml``).
+        overrides: dotted ``key=value`` assignments, e.g. ``corpus.num=60 stage1.run.max_steps=20``.
+
+    Returns:
+        The exported model folder.
+    """
+    tree = yaml.safe_load(Path(recipe).read_text()) or {}
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    out = Path(tree["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    gen = tree["generate"]
+
+    _say("1/5 corpus: synthetic voices with known labels")
+    corpus = build_synthetic_corpus(out / "corpus", **tree["corpus"])
+    datasets = {split: DatasetSpec(split, corpus[split], "en") for split in _SPLITS}
+    backend = build_backend(
+        "transformers", gen["model"], max_new_tokens=gen["max_new_tokens"], max_batch=gen["batch_size"],
+    )
+
+    _say("2/5 self-elicit check: does the LLM volunteer the speaker labels without an instruction?")
+    candidates = gen.get("sp_candidates", ["sift_sp", "sit_sp"])
+    check = GenerateConfig(datasets=[datasets["train"]], out_dir=out / "check", modes=candidates,
+                           limit=gen["check_sample"])
+    run_generation(check, backend)
+    report = elicit_report(read_cuts([output_paths(out / "check", "train", m, 0)[0] for m in candidates]))
+    sp_mode = pick_sp_mode(report.shortfalls())
+    summary = f"{report.table()}\n\n{report.verdict()}\n\npicked: {sp_mode}\n"
+    (out / "check" / "report.txt").write_text(summary)
+    print(summary, file=sys.stderr)
+
+    _say(f"3/5 targets: sift_s and {sp_mode} for {', '.join(_SPLITS)}")
+    modes = ["sift_s", sp_mode]
+    run_generation(GenerateConfig(datasets=list(datasets.values()), out_dir=out / "targets", modes=modes), backend)
+    del backend  # frees the generation copy of the LLM before training loads its own
+
+    _say("4/5 stage 1: the semantic projector on SIFT_s")
+    stage1 = _stage_recipe(out, "stage1", tree["stage1"], [{"manifest": _manifest(out, "train", "sift_s")}],
+                           [_manifest(out, "dev", "sift_s")])
+    stage1_model = _train_once(stage1)
+
+    _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {sp_mode}, stage 1 frozen")
+    stage2_tree = copy.deepcopy(tree["stage2"])
+    stage2_tree.setdefault("model", {})["init_from"] = str(stage1_model)
+    stage2 = _stage_recipe(
+        out, "stage2", stage2_tree,
+        [{"manifest": _manifest(out, "train", mode)} for mode in modes],
+        [_manifest(out, "dev", mode) for mode in modes],
+    )
+    final = _train_once(stage2)
+    return _export(out, final, Path(tree["export_to"]) if tree.get("export_to") else None, sp_mode)
+
+
+def _train_once(recipe_path: Path) -> Path:
+    recipe = load_recipe(recipe_path)
+    final = Path(recipe.output_dir) / "final"
+    if (final / "model.safetensors").is_file():
+        print(f"{final} exists: stage already trained", file=sys.stderr)
+        return final
+    resume = (Path(recipe.output_dir) / "checkpoints").is_dir()
+    return train(recipe, resume=resume)
+
+
+def _export(out: Path, final: Path, export_to: Path | None, sp_mode: str) -> Path:
+    if export_to is None:
+        return final
+    export_to.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy2(final / name, export_to / name)
+    for stage in ("stage1", "stage2"):
+        for source, target in (("log.jsonl", f"{stage}_log.jsonl"), ("curves.png", f"{stage}_curves.png")):
+            if (out / stage / source).is_file():
+                shutil.copy2(out / stage / source, export_to / target)
+        shutil.copy2(out / f"{stage}.yaml", export_to / f"{stage}.yaml")
+    shutil.copy2(out / "check" / "report.txt", export_to / "self_elicit_check.txt")
+    (export_to / "pipeline.json").write_text(json.dumps({"sp_mode": sp_mode}, indent=2) + "\n")
+    return export_to

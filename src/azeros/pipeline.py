@@ -99,7 +99,9 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
 
     _say(f"3/5 targets: sift_s and {sp_mode} for {', '.join(_SPLITS)}")
     modes = ["sift_s", sp_mode]
-    run_generation(GenerateConfig(datasets=list(datasets.values()), out_dir=out / "targets", modes=modes), backend)
+    for split, spec in datasets.items():  # a per-split limit keeps CPU runs short (None: every cut)
+        limit = gen.get("limit", {}).get(split)
+        run_generation(GenerateConfig(datasets=[spec], out_dir=out / "targets", modes=modes, limit=limit), backend)
     del backend  # frees the generation copy of the LLM before training loads its own
 
     _say("4/5 stage 1: the semantic projector on SIFT_s")

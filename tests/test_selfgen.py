@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import tiny_llm
+from tests.conftest import tiny_llm
 from lhotse import CutSet, MonoCut, SupervisionSegment
 
 from azeros.data import DatasetSpec, Target, iter_records, read_cuts, target_of, with_target

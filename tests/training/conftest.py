@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from speech import write_manifest
+from tests.training.speech import write_manifest
 
 
 @pytest.fixture(scope="session")

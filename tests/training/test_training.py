@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_recipe, write_recipe
+from tests.training.conftest import tiny_recipe, write_recipe
 from safetensors.torch import load_file, save_file
 
 from azeros.models import GE2EEncoder, SpeechLLM, WhisperEncoder

@@ -15,7 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig, WhisperEncoder, load_tokenizer
 from azeros.serve import ServerConfig, ServingLimits, load_server
-from sounds import speechlike
+from tests.serving.sounds import speechlike
 
 TINY_WHISPER = dict(
     d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=80,

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from azeros.inference import EngineRequest, GenerationParams, Turn
 
-from sounds import speechlike
+from tests.serving.sounds import speechlike
 
 MAX = 12
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,14 +26,16 @@ from azeros.pipeline import run_pipeline
 __all__ = ["main"]
 
 SHIPPED = Path("models/azeros-mini")
+SLICE_DIR = Path("exp/demo-slice")
 GENDER_QUESTION = "Is the speaker male or female? Answer with one word."
 EMOTIONS = ["neutral", "happy", "sad", "angry"]
 EMOTION_QUESTION = "Does the speaker sound neutral, happy, sad or angry? Answer with one word."
 SLICE = [
-    "output_dir=exp/demo-slice", "export_to=null", "corpus.num_utterances=48", "generate.check_sample=6",
-    "generate.max_new_tokens=64", "stage1.run.max_steps=20", "stage2.run.max_steps=10",
-    "stage1.run.valid_every=0", "stage2.run.valid_every=0", "stage1.run.save_every=10",
-    "stage2.run.save_every=10", "stage1.optim.warmup_steps=2", "stage2.optim.warmup_steps=2",
+    "export_to=null", "corpus.num_utterances=48", "generate.check_sample=4",
+    "generate.max_new_tokens=48", "generate.limit.train=12", "generate.limit.dev=2",
+    "stage1.run.max_steps=6", "stage2.run.max_steps=4", "stage1.run.valid_every=0", "stage2.run.valid_every=0",
+    "stage1.run.save_every=3", "stage2.run.save_every=2", "stage1.optim.warmup_steps=1",
+    "stage2.optim.warmup_steps=1", "stage1.run.log_every=1", "stage2.run.log_every=1",
 ]
 
 
@@ -86,7 +89,8 @@ def part_a(count: int) -> None:
 def part_b() -> None:
     _title("(b) the whole pipeline, fresh, on a small slice (synthesize -> check -> targets -> train -> answer)")
     start = time.perf_counter()
-    final = run_pipeline("recipes/mini.yaml", SLICE)
+    shutil.rmtree(SLICE_DIR, ignore_errors=True)  # fresh every time: a rerun would otherwise skip done stages
+    final = run_pipeline("recipes/mini.yaml", [f"output_dir={SLICE_DIR}", *SLICE])
     model = SpeechLLM.from_pretrained(final)
     show_answers(model, held_out(2), max_new_tokens=32)
     print(f"\nthe slice took {time.perf_counter() - start:.0f} s; a few steps teach little: the shipped model "

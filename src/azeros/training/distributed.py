@@ -64,7 +64,11 @@ class Distributed:
         """Sum the gradients of ``params`` over all processes, in one flat all-reduce."""
         if self.world_size == 1:
             return
-        grads = [p.grad for p in params if p.grad is not None]
+        params = list(params)
+        for p in params:  # a process whose micro-batches reached no trainable projector still joins the sum
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        grads = [p.grad for p in params]
         flat = torch.cat([g.flatten() for g in grads])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         offset = 0

@@ -212,7 +212,8 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
         for batch, count in zip(micro, tokens, strict=True):
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 result = model(batch)  # token-mean CE over this micro-batch's answers
-            (result.loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
+            if result.loss.requires_grad:  # stage 2: a micro-batch of s-mode items reaches no trainable projector
+                (result.loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
             stats += torch.tensor([result.loss.item() * count, result.correct, count, len(batch.labels)], dtype=torch.float64)
         dist.sum_gradients(trainable.values())
         if recipe.optim.clip_grad_norm is not None:

@@ -45,6 +45,8 @@ def test_the_default_model_trains_only_its_projectors(default_model, capfd):
     semantic = 1536 * 576 + 576 + 576 * 576 + 576
     paralinguistic = 1024 * 576 + 576 + 576 * 576 + 576
     assert f"{semantic + paralinguistic:,} trainable parameters" in printed
+    # aliases are saved, not this machine's paths, so a saved model loads anywhere
+    assert [e.options["path"] for e in default_model.config.encoders] == ["whisper-tiny.en-ct2", "ge2e-resemblyzer"]
     trainable = [n for n, p in default_model.named_parameters() if p.requires_grad]
     assert trainable and all(n.startswith("projectors.") for n in trainable)
 

@@ -155,9 +155,12 @@ class SpeechLLM(nn.Module):
         self.roles: tuple[EncoderRole, ...] = tuple(r for r in ROLES if r in roles)
         built = dict(encoders or {})
         for spec in config.encoders:
-            if spec.role not in built:
+            if spec.role in built:
+                spec.options = built[spec.role].config()  # a passed-in encoder is saved as it was built
+            else:
+                # Options stay as given: an alias such as "whisper-tiny.en-ct2" resolves on every machine,
+                # where the path it resolved to here would not.
                 built[spec.role] = build_encoder(spec.kind, **spec.options)
-            spec.options = built[spec.role].config()  # what is saved is exactly what was built
         self.encoders = nn.ModuleDict({role: built[role] for role in self.roles})
         self.encoders.requires_grad_(False)
         width = llm.get_input_embeddings().embedding_dim

@@ -1,0 +1,47 @@
+"""A CI-sized run of the whole pipeline on the real small weights: synthesize -> self-elicit check ->
+targets -> stage 1 -> stage 2 -> answer (the demo's part (b), smaller)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from azeros.data import read_cuts, target_of
+from azeros.models import SpeechLLM
+from azeros.pipeline import pick_sp_mode, run_pipeline
+
+pytestmark = pytest.mark.real_weights
+
+
+def test_the_pipeline_builds_a_model_that_answers(tmp_path):
+    out = tmp_path / "run"
+    steps = ["run.max_steps=3", "run.valid_every=0", "run.save_every=0", "run.progress=false",
+             "optim.warmup_steps=1", "data.max_cuts=4"]
+    overrides = [
+        f"output_dir={out}", f"export_to={tmp_path / 'model'}", "corpus.num_utterances=24",
+        "generate.check_sample=3", "generate.max_new_tokens=16", "generate.limit.train=6", "generate.limit.dev=2",
+        *(f"{stage}.{s}" for stage in ("stage1", "stage2") for s in steps),
+    ]
+    final = run_pipeline("recipes/mini.yaml", overrides)
+
+    picked = json.loads((final / "pipeline.json").read_text())["sp_mode"]
+    assert picked in ("sift_sp", "sit_sp")
+    assert "picked:" in (final / "self_elicit_check.txt").read_text()
+    targets = list(read_cuts(out / "targets" / "train" / f"{picked}_0.jsonl.gz"))
+    assert len(targets) == 6 and all(target_of(c).mode == picked for c in targets)
+    summary = json.loads((out / "targets" / "train" / f"{picked}_0.summary.json").read_text())
+    assert summary["inputs"] == summary["done"] + summary["rejected"]
+    for stage in ("stage1", "stage2"):
+        assert (final / f"{stage}_curves.png").stat().st_size > 0
+        assert (final / f"{stage}.yaml").read_text().startswith("# written by azeros pipeline")
+    model = SpeechLLM.from_pretrained(final, verbose=False)
+    assert model.roles == ("semantic", "paralinguistic")
+    wave = next(iter(read_cuts(out / "corpus" / "cuts_test.jsonl.gz"))).load_audio()[0]
+    (answer,) = model.generate([(wave, 16000)], max_new_tokens=8)
+    assert answer.token_ids
+
+
+def test_the_check_picks_sift_only_when_it_self_elicits():
+    assert pick_sp_mode({}) == "sift_sp"
+    assert pick_sp_mode({"sift_sp": ["gender"]}) == "sit_sp"

@@ -8,6 +8,7 @@ embeddings (after a count check). Only the projectors have ``requires_grad``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import queue
 import sys
@@ -458,7 +459,9 @@ class SpeechLLM(nn.Module):
         )
         if seed is not None:
             torch.manual_seed(seed)
-        extra = {"past_key_values": cache} if cache is not None else {}
+        # transformers 5 names the cache argument ``cache``; older versions only know ``past_key_values``.
+        cache_arg = "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
+        extra = {cache_arg: cache} if cache is not None else {}
         with torch.no_grad():
             sequences = self.llm.generate(
                 inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,

@@ -26,7 +26,7 @@ from azeros.audio import SAMPLE_RATE
 from azeros.data import Target, read_cuts, target_conversation, target_of
 from azeros.models import SpeechLLM, TokenBatch
 from azeros.models.encoders import pad_frames
-from azeros.text import IGNORE_INDEX, AudioSlot, Message, RenderedChat, get_mode, user_message
+from azeros.text import IGNORE_INDEX, Message, RenderedChat
 from azeros.training.cache import EncoderCache
 from azeros.training.recipe import DataSection
 
@@ -109,9 +109,8 @@ def training_sampler(cuts: CutSet, data: DataSection, seed: int, world_size: int
 def conversation_for(cut: Cut, roles: Sequence[str]) -> tuple[list[Message], Target]:
     """The conversation a cut's target was generated from, with this model's audio slots.
 
-    Target generation lays the oracle out for two encoders (``<meta>`` and ``<text>`` slots). A model
-    with one encoder shown an ``sp`` oracle gets one slot for the whole oracle instead, exactly as
-    :func:`azeros.text.oracle_parts` lays it out for one encoder; everything else is unchanged.
+    A model with one encoder shown an ``sp`` oracle gets one slot for the whole oracle, as
+    :func:`azeros.text.oracle_parts` lays it out; everything else is the generation context, unchanged.
 
     Args:
         cut: a generated cut.
@@ -120,13 +119,7 @@ def conversation_for(cut: Cut, roles: Sequence[str]) -> tuple[list[Message], Tar
     Returns:
         ``(messages, target)``.
     """
-    messages, target = target_conversation(cut)
-    if set(roles) == {"semantic", "paralinguistic"} or get_mode(target.mode).oracle == "s":
-        return messages, target
-    user = messages[-1]
-    oracle = user.parts[:-1] if target.instruction else user.parts  # the instruction is the last part
-    whole = Message("user", oracle).oracle_content()
-    return [*messages[:-1], user_message((AudioSlot(roles[0], whole),), target.instruction)], target
+    return target_conversation(cut, encoders=roles)
 
 
 @dataclass

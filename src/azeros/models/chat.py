@@ -17,10 +17,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-from transformers import DynamicCache, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 from transformers.generation.streamers import BaseStreamer
 
 from azeros.audio import AudioSource, load_audio
+from azeros.kv_cache import GrowingCache
 from azeros.models.speech_llm import _DEFAULT, Answer, SpeechLLM, TokenBatch
 from azeros.text import Message
 
@@ -126,7 +127,7 @@ def generate_answers(
     batch: TokenBatch,
     params: GenerationParams = GenerationParams(),
     *,
-    cache: DynamicCache | None = None,
+    cache: GrowingCache | None = None,
     on_text: TextCallback | None = None,
 ) -> list[Answer]:
     """Generate answers for a left-padded batch, optionally continuing a KV cache and streaming text.
@@ -194,7 +195,7 @@ class ChatSession:
         self.system = system
         self.turns: list[Turn] = list(turns)
         self._projected: list[dict[tuple[int, str], torch.Tensor]] = []  # per audio: its projected frames
-        self._cache = DynamicCache()
+        self._cache = GrowingCache()
         self._cached_keys: list[PositionKey] = []  # what each cached KV position holds
 
     @property

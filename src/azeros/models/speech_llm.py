@@ -8,7 +8,6 @@ embeddings (after a count check). Only the projectors have ``requires_grad``.
 
 from __future__ import annotations
 
-import inspect
 import json
 import queue
 import sys
@@ -25,6 +24,7 @@ from torch import nn
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from azeros.audio import AudioSource, load_audio
+from azeros.kv_cache import GrowingCache, cache_keyword
 from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.llm import load_llm, resolve_dtype
 from azeros.models.projector import Projector
@@ -459,9 +459,7 @@ class SpeechLLM(nn.Module):
         )
         if seed is not None:
             torch.manual_seed(seed)
-        # transformers 5 names the cache argument ``cache``; older versions only know ``past_key_values``.
-        cache_arg = "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
-        extra = {cache_arg: cache} if cache is not None else {}
+        extra = {cache_keyword(self.llm): cache if cache is not None else GrowingCache()}
         with torch.no_grad():
             sequences = self.llm.generate(
                 inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,

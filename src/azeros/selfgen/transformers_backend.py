@@ -15,7 +15,6 @@ rounding of differently padded batches).
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azeros.hub import load_tokenizer, local_folder, resolve_dtype
+from azeros.kv_cache import GrowingCache, cache_keyword
 from azeros.selfgen.base import Request, Result
 from azeros.text import PromptRenderer
 
@@ -86,9 +86,7 @@ class TransformersBackend:
         self.repeat_limit = repeat_limit
         self._stop_ids = set(self.renderer.stop_ids)
         self._pad_id = self.renderer.stop_ids[0]
-        # transformers 5 renamed the cache argument; older versions only know ``past_key_values``.
-        parameters = inspect.signature(self.llm.forward).parameters
-        self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
+        self._cache_arg = cache_keyword(self.llm)
 
     def prompt_ids(self, request: Request) -> list[int]:
         """The prompt's token ids, rendered by the one prompt policy."""
@@ -161,14 +159,12 @@ class TransformersBackend:
         return group
 
     def _prefill(self, group: list[tuple[str, list[int]]]) -> tuple[list[_Row], Any, Any, Any, Any]:
-        from transformers import DynamicCache
-
         torch = self.torch
         width = max(len(ids) for _, ids in group)
         input_ids = torch.tensor([[self._pad_id] * (width - len(ids)) + ids for _, ids in group], device=self.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in group], device=self.device)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each row counts from its first token
-        cache = DynamicCache()
+        cache = GrowingCache()
         out = self.llm(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                        use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
         positions = torch.tensor([len(ids) for _, ids in group], device=self.device)
@@ -225,5 +221,5 @@ class TransformersBackend:
         if first == 0:
             return cache, mask
         for layer in cache.layers:
-            layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+            layer.drop_leading(first)
         return cache, mask[:, first:]

@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig, TokenBatch
-from azeros.text import IGNORE_INDEX
+from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig
 from azeros.training.averaging import ProjectorAverage
 from azeros.training.cache import EncoderCache
 from azeros.training.checkpoint import Checkpoint, latest_checkpoint, rng_state, set_rng_state

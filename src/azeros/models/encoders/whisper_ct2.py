@@ -6,7 +6,6 @@ equal length: no utterance is ever padded and each one's frames are the same alo
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path

@@ -1,0 +1,110 @@
+"""A transformers KV cache that grows in chunks instead of one position at a time.
+
+transformers' ``DynamicCache`` appends each new position with ``torch.cat``, copying every layer's whole
+cache at every decoding step. On a CPU this copy costs more than the model's matmuls once a batch of 64
+answers is a few hundred tokens long (SmolLM2-135M, 64 rows, 250 positions: 420 ms a step, 290 ms with
+this cache, same tokens). Here each layer keeps a buffer with room to spare, writes new positions in
+place, and hands attention a view of the filled part; the buffer is reallocated (a quarter larger) only
+when full.
+
+It is a ``DynamicCache`` in every other respect (``crop``, ``batch_select_indices``, ``get_seq_length``)
+so ``generate`` and code that edits ``layer.keys`` / ``layer.values`` directly keep working. Models with
+sliding-window layers need transformers' own per-layer types: use ``DynamicCache(config=...)`` for them.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+__all__ = ["GrowingCache", "GrowingLayer", "cache_keyword"]
+
+_MIN_HEADROOM = 128  # positions added beyond what is needed when a buffer is (re)allocated
+
+
+class GrowingLayer(DynamicLayer):
+    """One layer's keys and values ``[b, h, capacity, d]``, of which the first ``length`` positions are filled."""
+
+    def __init__(self, **kwargs) -> None:
+        self._key_buffer: torch.Tensor | None = None
+        self._value_buffer: torch.Tensor | None = None
+        self._length = 0
+        super().__init__(**kwargs)
+
+    # ``keys`` / ``values`` are views of the filled part; assigning one (transformers and azeros both do)
+    # makes the assigned tensor the new buffer, filled to its full length.
+    @property
+    def keys(self) -> torch.Tensor | None:
+        return None if self._key_buffer is None else self._key_buffer[:, :, : self._length]
+
+    @keys.setter
+    def keys(self, tensor: torch.Tensor | None) -> None:
+        self._key_buffer = tensor
+        self._length = 0 if tensor is None or tensor.dim() != 4 else tensor.shape[-2]
+
+    @property
+    def values(self) -> torch.Tensor | None:
+        return None if self._value_buffer is None else self._value_buffer[:, :, : self._length]
+
+    @values.setter
+    def values(self, tensor: torch.Tensor | None) -> None:
+        self._value_buffer = tensor
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        self.keys = self.values = None
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``[b, h, n, d]`` new positions after the filled ones; return views of all filled positions."""
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self._length + key_states.shape[-2]
+        if self._key_buffer is None or end > self._key_buffer.shape[-2]:
+            capacity = end + max(_MIN_HEADROOM, end // 4)
+            self._key_buffer = self._grown(self._key_buffer, key_states, capacity)
+            self._value_buffer = self._grown(self._value_buffer, value_states, capacity)
+        self._key_buffer[:, :, self._length : end] = key_states
+        self._value_buffer[:, :, self._length : end] = value_states
+        self._length = end
+        return self.keys, self.values
+
+    def _grown(self, buffer: torch.Tensor | None, like: torch.Tensor, capacity: int) -> torch.Tensor:
+        batch, heads, _, dim = like.shape
+        grown = like.new_empty(batch, heads, capacity, dim)
+        if buffer is not None:
+            grown[:, :, : self._length] = buffer[:, :, : self._length]
+        return grown
+
+    def crop(self, tokens_to_remove: int) -> None:
+        """Forget the last ``-tokens_to_remove`` positions (transformers' sign convention); keeps the buffer."""
+        if tokens_to_remove > 0:
+            raise ValueError(f"crop takes a negative count of positions to remove, not {tokens_to_remove}")
+        self._length = max(0, self._length + tokens_to_remove)
+
+    def drop_leading(self, count: int) -> None:
+        """Forget the first ``count`` positions of every row (columns all rows mask out); keeps the headroom."""
+        self._key_buffer = self._key_buffer[:, :, count:]
+        self._value_buffer = self._value_buffer[:, :, count:]
+        self._length -= count
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows ``indices`` (with their headroom, so the next step writes in place)."""
+        if self._key_buffer is not None:
+            self._key_buffer = self._key_buffer[indices]
+            self._value_buffer = self._value_buffer[indices]
+
+
+class GrowingCache(DynamicCache):
+    """A ``DynamicCache`` whose layers are :class:`GrowingLayer`; pass it to ``generate`` or ``forward``."""
+
+    def __init__(self) -> None:
+        Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
+
+
+def cache_keyword(llm: torch.nn.Module) -> str:
+    """The name ``llm.forward`` takes a KV cache under: transformers 5 says ``cache``, older versions
+    only know ``past_key_values`` (which 5 still takes, with a deprecation warning)."""
+    return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"

@@ -1,0 +1,51 @@
+"""GrowingCache is a drop-in DynamicCache: the same logits through every operation decoding uses."""
+
+import pytest
+import torch
+from transformers import DynamicCache
+
+from azeros.kv_cache import GrowingCache, cache_keyword
+from tests.conftest import tiny_llm
+
+
+def _step(llm, cache, ids):
+    with torch.no_grad():
+        return llm(input_ids=ids, use_cache=True, **{cache_keyword(llm): cache}).logits  # [b, n, V]
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_same_logits_as_dynamic_cache_through_growth_crop_and_row_selection(family):
+    llm = tiny_llm(family, vocab_size=300).eval()
+    torch.manual_seed(0)
+    prompt = torch.randint(0, 300, (3, 7))
+    theirs, ours = DynamicCache(), GrowingCache()
+    assert torch.equal(_step(llm, theirs, prompt), _step(llm, ours, prompt))
+    for step in range(150):  # past the first buffer's headroom, so it is reallocated at least once
+        token = torch.randint(0, 300, (3, 1))
+        assert torch.equal(_step(llm, theirs, token), _step(llm, ours, token)), step
+    assert ours.get_seq_length() == theirs.get_seq_length() == 157
+
+    theirs.crop(-5)
+    ours.crop(-5)
+    keep = torch.tensor([2, 0])
+    theirs.batch_select_indices(keep)
+    ours.batch_select_indices(keep)
+    token = torch.randint(0, 300, (2, 1))
+    assert torch.equal(_step(llm, theirs, token), _step(llm, ours, token))
+    for theirs_layer, ours_layer in zip(theirs.layers, ours.layers, strict=True):
+        assert torch.equal(theirs_layer.keys, ours_layer.keys)
+        assert torch.equal(theirs_layer.values, ours_layer.values)
+
+
+def test_drop_leading_forgets_the_first_positions_and_keeps_writing_in_place():
+    llm = tiny_llm("llama", vocab_size=300).eval()
+    cache = GrowingCache()
+    _step(llm, cache, torch.randint(0, 300, (2, 10)))
+    layer = cache.layers[0]
+    before = layer.keys.clone()
+    layer.drop_leading(4)
+    assert torch.equal(layer.keys, before[:, :, 4:])
+    storage = layer.keys.untyped_storage().data_ptr()
+    _step(llm, cache, torch.randint(0, 300, (2, 1)))
+    assert layer.keys.shape[-2] == 7
+    assert layer.keys.untyped_storage().data_ptr() == storage  # written into the headroom, not copied

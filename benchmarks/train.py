@@ -8,11 +8,12 @@ frozen) + a trainable projector, fp32 on CPU.
 
 * naive: batches of ``--batch`` in input order, the encoder runs on every step, full-sequence logits, fp32;
 * ours: ``azeros.training.train`` with the encoder cache (filled beforehand by ``fill_cache``, timed
-  apart) and duration-bucketed batches of at most ``--batch`` cuts.
+  apart), duration-bucketed batches of at most ``--batch`` cuts, each split into micro-batches of
+  similar rendered length (``data.max_tokens_per_forward``), logits only at the answer positions.
 
 Both process the same number of utterances. The machine's fp32 matmul peak is measured in the same run; the
-achieved fraction counts ~4 x (non-embedding LLM parameters) FLOPs per processed token (forward, plus the
-backward to the inputs; the frozen weights get no gradient). The last line is a JSON object.
+achieved fraction counts ~4 x (non-embedding LLM parameters) FLOPs per token of the samples' own lengths
+(forward, plus the backward to the inputs; the frozen weights get no gradient; padding is not useful work). The last line is a JSON object.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from azeros.data.assistant_texts import assistant_texts
 from azeros.data.corpus import build_synthetic_corpus
 from azeros.text import get_mode, target_messages
 from azeros.training import build_model, fill_cache, load_recipe, train
-from azeros.training.data import load_items, make_batch
+from azeros.training.data import load_items, make_batch, manifest_cuts, render_item
 
 
 def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
@@ -62,28 +63,24 @@ def write_targets(corpus: Path, out: Path, count: int) -> Path:
     return out
 
 
-def naive_loop(recipe, steps: int, batch_size: int) -> tuple[float, int]:
-    """Encoders every step, input order, full logits, fp32. Returns (samples/s, processed tokens/s)."""
-    from azeros.training.data import manifest_cuts
-
+def naive_loop(recipe, steps: int, batch_size: int) -> float:
+    """Encoders every step, input order, full logits, fp32. Returns samples/s."""
     model = build_model(recipe.model, recipe.seed, verbose=False)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     cuts = list(manifest_cuts(recipe.data.train[0].manifest))
     batches = [cuts[i : i + batch_size] for i in range(0, len(cuts), batch_size)][: steps + 1]
-    tokens = 0
     for index, cuts_of_batch in enumerate(batches):
         if index == 1:  # the first step warms up
-            start, tokens = time.perf_counter(), 0
+            start = time.perf_counter()
         batch = make_batch(model, load_items(cuts_of_batch, model.roles), {})  # no cache: encoder every step
         loss = model(batch, return_logits=True).loss  # the naive way: logits at every position
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        tokens += batch.attention_mask.numel()
     seconds = time.perf_counter() - start
-    return sum(len(b) for b in batches[1:]) / seconds, tokens / seconds
+    return sum(len(b) for b in batches[1:]) / seconds
 
 
 def main() -> int:
@@ -91,6 +88,8 @@ def main() -> int:
     parser.add_argument("--utterances", type=int, default=56)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--max-tokens-per-forward", type=int, default=512,
+                        help="ours: micro-batches of similar length up to this many padded tokens")
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="azeros-train-bench-"))
@@ -104,7 +103,8 @@ def main() -> int:
         "model": {"llm": "smollm2-135m-instruct", "dtype": "fp32",
                   "encoders": [{"kind": "whisper-ct2", "role": "semantic", "options": {"path": "whisper-tiny.en-ct2"}}]},
         "data": {"train": [{"manifest": str(manifest)}], "max_cuts": args.batch, "max_duration": 1000.0,
-                 "num_buckets": 4, "buffer_size": args.utterances},
+                 "num_buckets": 4, "buffer_size": args.utterances,
+                 "max_tokens_per_forward": args.max_tokens_per_forward},
         "optim": {"lr": 1e-4, "warmup_steps": 0},
         "average": {"kind": "none"},
         "run": {"max_steps": args.steps + 1, "device": "cpu", "precision": "fp32", "log_every": 1,
@@ -114,7 +114,7 @@ def main() -> int:
 
     peak = matmul_peak()
     print(f"matmul peak (fp32, 2048^3): {peak:.1f} GFLOP/s", file=sys.stderr)
-    naive_samples, naive_tokens = naive_loop(recipe, args.steps, args.batch)
+    naive_samples = naive_loop(recipe, args.steps, args.batch)
     print(f"naive: {naive_samples:.2f} samples/s", file=sys.stderr)
 
     start = time.perf_counter()
@@ -123,19 +123,21 @@ def main() -> int:
     train(recipe)
     records = [json.loads(x) for x in (work / "ours" / "log.jsonl").read_text().splitlines()]
     timed = [r for r in records if r["kind"] == "train" and r["step"] > 1]  # step 1 warms up
-    ours_samples = len(timed) / sum(1 / r["samples_per_s"] for r in timed) if timed else 0.0  # per-step rates -> overall
+    ours_samples = sum(r["samples"] for r in timed) / sum(r["samples"] / r["samples_per_s"] for r in timed)
     print(f"ours: {ours_samples:.2f} samples/s (cache filled once in {cache_seconds:.1f}s)", file=sys.stderr)
 
     model = build_model(recipe.model, 0, verbose=False)
     body = sum(p.numel() for n, p in model.llm.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
-    # Tokens per sample from the naive run's padded batches scale to ours by the sample rate (upper bound).
-    tokens_per_sample = naive_tokens / naive_samples
+    # Useful work only: each sample's own rendered length (padding is not counted).
+    items = load_items(manifest_cuts(manifest), model.roles)
+    tokens_per_sample = sum(len(render_item(model, item).input_ids) for item in items) / len(items)
     achieved = 4 * body * tokens_per_sample * ours_samples / 1e9
     result = {
         "naive_samples_per_s": round(naive_samples, 3), "ours_samples_per_s": round(ours_samples, 3),
         "speedup": round(ours_samples / naive_samples, 2), "cache_fill_s": round(cache_seconds, 1),
         "matmul_peak_gflops": round(peak, 1), "ours_gflops": round(achieved, 1),
         "peak_fraction": round(achieved / peak, 3), "utterances": args.utterances, "batch": args.batch,
+        "max_tokens_per_forward": args.max_tokens_per_forward,
     }
     print(json.dumps(result))
     return 0

@@ -231,7 +231,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
             values = {
                 "loss": window[0].item() / max(window[2].item(), 1), "acc": window[1].item() / max(window[2].item(), 1),
                 "lr": lr, "grad_norm": grad_norm, "samples_per_s": window[3].item() / elapsed,
-                "tokens": int(window[2].item()),
+                "samples": int(window[3].item()), "tokens": int(window[2].item()),
             }
             log.write("train", step, values)
             progress.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['acc']:.3f}", lr=f"{lr:.2e}",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from tests.training.conftest import tiny_recipe, write_recipe
+from tests.training.speech import write_manifest
 from safetensors.torch import load_file, save_file
 
 from azeros.models import GE2EEncoder, SpeechLLM, WhisperEncoder
@@ -70,25 +71,39 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path, tiny_model_se
                        a["speech_encoder_projector.linear1.weight"]) is False  # export holds the EMA, not the last step
 
 
-def test_two_processes_give_the_loss_curve_of_one(tmp_path, tiny_model_section, manifests):
-    common = {"run": {"max_steps": 4, "save_every": 0}}
+@pytest.mark.parametrize("shard_llm", [False, True], ids=["ddp", "fsdp"])
+def test_two_processes_give_the_loss_curve_of_one(tmp_path, tiny_model_section, manifests, shard_llm):
+    common = {"max_steps": 4, "save_every": 0, "valid_every": 2}
+    # 3 held-out cuts in batches of 1: one process validates 2 batches, the other 1
+    valid = write_manifest(tmp_path / "valid3.jsonl.gz", tmp_path / "wavs", range(16, 19))
     one = tiny_recipe(tmp_path / "one", tiny_model_section, manifests, optim={"grad_accum": 2, "lr": 3e-3},
-                      data={"max_cuts": 2}, **common)
+                      data={"max_cuts": 2, "valid": [str(valid)], "valid_max_cuts": 1}, run=common)
     _run(one, tmp_path / "one.yaml")
+    # fsdp: the LLM's layers sharded over the two processes; micro-batches of uneven count per process
     two = tiny_recipe(tmp_path / "two", tiny_model_section, manifests, optim={"grad_accum": 1, "lr": 3e-3},
-                      data={"max_cuts": 2}, **common)
+                      data={"max_cuts": 2, "valid": [str(valid)], "valid_max_cuts": 1,
+                            "max_tokens_per_forward": 112 if shard_llm else None},
+                      run={**common, "shard_llm": shard_llm})
     path = write_recipe(tmp_path / "two.yaml", two)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "azeros.cli"]
-    subprocess.run([*torchrun, "train", str(path)], cwd=REPO, env=env, check=True, capture_output=True)
+    run = subprocess.run([*torchrun, "train", str(path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert ("FSDP: 2 decoder layers" in run.stderr) is shard_llm
 
     def curve(out: str) -> list[tuple[float, float, int]]:
         import json
         lines = [json.loads(x) for x in (tmp_path / out / "log.jsonl").read_text().splitlines()]
         return [(r["loss"], r["acc"], r["tokens"]) for r in lines if r["kind"] == "train"]
 
+    def valid_curve(out: str) -> list[float]:
+        import json
+        lines = [json.loads(x) for x in (tmp_path / out / "log.jsonl").read_text().splitlines()]
+        return [value for r in lines if r["kind"] == "valid" for value in (r["loss"], r["acc"])]
+
     ones, twos = curve("one"), curve("two")
     assert len(ones) == len(twos) == 4
+    assert len(valid_curve("one")) == 4 and valid_curve("one") == pytest.approx(valid_curve("two"), rel=1e-5)
     for (loss1, acc1, tokens1), (loss2, acc2, tokens2) in zip(ones, twos, strict=True):
         assert tokens1 == tokens2 and acc1 == acc2
         assert loss1 == pytest.approx(loss2, rel=1e-5)

@@ -4,6 +4,11 @@ Launched with ``torchrun --nproc_per_node N`` (or ``accelerate launch``), each p
 model and draws its own share of every global batch. Only the projectors train, so after the micro-batches
 of a step one all-reduce of their gradients (tens of millions of numbers, not billions) makes every
 process take the same optimizer step: what DDP's reducer would do, without wrapping a frozen LLM.
+
+When the frozen LLM does not fit one GPU, ``run.shard_llm`` shards its decoder layers over the processes
+with FSDP2 (``fully_shard``): each layer's weights are gathered just before it runs and freed after. Every
+process must then run the LLM the same number of times, forward and backward, so the loop evens out
+micro-batch counts across processes and always runs the backward through the LLM.
 """
 
 from __future__ import annotations
@@ -59,6 +64,29 @@ class Distributed:
         if self.world_size > 1:
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
+
+    def max(self, value: int) -> int:
+        """The largest ``value`` over all processes."""
+        if self.world_size == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.long)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
+
+    def shard_decoder_layers(self, llm: torch.nn.Module) -> int:
+        """Shard each decoder layer of a frozen transformers LLM over the processes (FSDP2).
+
+        Embeddings, final norm and LM head stay whole on every process: the model calls them directly, and
+        they are a small part of a large LLM. Returns the number of sharded layers.
+        """
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(self.device.type, (self.world_size,))
+        layers = llm.get_decoder().layers
+        for layer in layers:
+            fully_shard(layer, mesh=mesh)
+        return len(layers)
 
     def sum_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
         """Sum the gradients of ``params`` over all processes, in one flat all-reduce."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -94,14 +95,21 @@ def evaluate(model: SpeechLLM, recipe: TrainRecipe, caches: dict[str, EncoderCac
     """
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, tokens
+    size = recipe.data.valid_max_cuts
     for path in recipe.data.valid:
-        cuts = [c for i, c in enumerate(manifest_cuts(path)) if i % dist.world_size == dist.rank and usable(c, recipe.data)]
-        for start in range(0, len(cuts), recipe.data.valid_max_cuts):
-            items = load_items(cuts[start : start + recipe.data.valid_max_cuts], model.roles)
+        every = [c for c in manifest_cuts(path) if usable(c, recipe.data)]
+        mine = every[dist.rank :: dist.world_size]
+        chunks = [mine[start : start + size] for start in range(0, len(mine), size)]
+        # A sharded LLM runs in lockstep: a process with fewer chunks repeats one, uncounted.
+        passes = dist.max(len(chunks)) if recipe.run.shard_llm else len(chunks)
+        for index in range(passes):
+            counted = index < len(chunks)
+            items = load_items(chunks[index] if counted else (mine or every)[:1], model.roles)
             batch = make_batch(model, items, caches)
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 result = model(batch)
-            totals += torch.tensor([result.loss.item() * result.tokens, result.correct, result.tokens], dtype=torch.float64)
+            if counted:
+                totals += torch.tensor([result.loss.item() * result.tokens, result.correct, result.tokens], dtype=torch.float64)
     dist.sum(totals)
     model.train()
     return {"loss": totals[0].item() / max(totals[2].item(), 1), "acc": totals[1].item() / max(totals[2].item(), 1)}
@@ -157,6 +165,11 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
     # ---- model: frozen LLM and encoders, projectors (stage 2: the stage-1 projector must load) ----
     model = build_model(recipe.model, recipe.seed, verbose=dist.main).to(dist.device)
     model.train()  # projectors only: SpeechLLM keeps the frozen LLM and encoders in eval mode
+    sharded = recipe.run.shard_llm and dist.world_size > 1
+    if sharded:
+        layers = dist.shard_decoder_layers(model.llm)
+        if dist.main:
+            print(f"FSDP: {layers} decoder layers of the frozen LLM sharded over {dist.world_size} processes", file=sys.stderr)
     trainable = {name: p for name, p in model.projectors.named_parameters() if p.requires_grad}
     dist.broadcast(trainable.values())
     caches = open_caches(recipe, model, writer_tag=str(dist.rank))
@@ -206,14 +219,22 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
             micro.extend(token_batches(model, items, caches, recipe.data.max_tokens_per_forward))
         tokens = [supervised_tokens(b) for b in micro]
         global_tokens = dist.sum(torch.tensor(float(sum(tokens)), dtype=torch.float64)).item()
+        real = len(micro)
+        if sharded:  # every process runs the sharded LLM equally often; the extra passes weigh nothing
+            extra = dist.max(real) - real
+            micro += [replace(micro[-1], inputs_embeds=micro[-1].inputs_embeds.detach())] * extra
+            tokens += [0] * extra
 
         stats = torch.zeros(4, dtype=torch.float64)
-        for batch, count in zip(micro, tokens, strict=True):
+        for index, (batch, count) in enumerate(zip(micro, tokens, strict=True)):
+            if sharded and not batch.inputs_embeds.requires_grad:
+                batch.inputs_embeds.requires_grad_(True)  # the backward must pass every sharded layer everywhere
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 result = model(batch)  # token-mean CE over this micro-batch's answers
             if result.loss.requires_grad:  # stage 2: a micro-batch of s-mode items reaches no trainable projector
                 (result.loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
-            stats += torch.tensor([result.loss.item() * count, result.correct, count, len(batch.labels)], dtype=torch.float64)
+            if index < real:
+                stats += torch.tensor([result.loss.item() * count, result.correct, count, len(batch.labels)], dtype=torch.float64)
         dist.sum_gradients(trainable.values())
         if recipe.optim.clip_grad_norm is not None:
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable.values(), recipe.optim.clip_grad_norm).item()

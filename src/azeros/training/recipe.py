@@ -180,6 +180,8 @@ class RunSection:
         save_every: steps between checkpoints (0: only at the end).
         keep_checkpoints: newest checkpoints kept.
         progress: show a progress bar.
+        shard_llm: with several processes, shard the frozen LLM's decoder layers over them (FSDP2) instead
+            of holding a whole copy in each: for an LLM that does not fit one GPU.
     """
 
     max_steps: int = 10000
@@ -190,6 +192,7 @@ class RunSection:
     save_every: int = 1000
     keep_checkpoints: int = 3
     progress: bool = True
+    shard_llm: bool = False
 
 
 @dataclass

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from azeros.data import read_cuts, target_of
+from azeros.data import Utterance, read_cuts, target_of
 from azeros.models import SpeechLLM
-from azeros.pipeline import pick_sp_mode, run_pipeline
+from azeros.pipeline import ablation_models, pick_sp_mode, run_pipeline
 
 pytestmark = pytest.mark.real_weights
 
@@ -40,6 +40,20 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     wave = next(iter(read_cuts(out / "corpus" / "cuts_test.jsonl.gz"))).load_audio()[0]
     (answer,) = model.generate([(wave, 16000)], max_new_tokens=8)
     assert answer.token_ids
+
+    # the comparison's models: the finished pipeline is reused; TSIT_s and SIT_s stage 1 on the same cuts
+    models = ablation_models("recipes/mini.yaml", overrides)
+    assert list(models) == ["TSIT_s", "SIT_s", "SIFT_s", f"SIFT_s+{picked.split('_')[0].upper()}_sp"]
+    sift_ids = sorted(c.id for c in read_cuts(out / "targets" / "train" / "sift_s_0.jsonl.gz"))
+    for mode in ("tsit_s", "sit_s"):
+        cuts = list(read_cuts(out / "targets" / "train" / f"{mode}_0.jsonl.gz"))
+        assert sorted(c.id for c in cuts) == sift_ids  # the same utterances as SIFT_s, each once
+        assert all(target_of(c).mode == mode for c in cuts)
+    tsit = read_cuts(out / "targets" / "train" / "tsit_s_0.jsonl.gz")
+    assert all(target_of(c).response == Utterance.from_cut(c).transcript for c in tsit)  # the transcript itself
+    for name, folder in models.items():
+        assert SpeechLLM.from_pretrained(folder, verbose=False).roles[0] == "semantic", name
+    assert (out / "ablation_sit_s.yaml").read_text().startswith("# written by azeros pipeline")
 
 
 def test_the_check_picks_sift_only_when_it_self_elicits():

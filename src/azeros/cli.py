@@ -300,7 +300,11 @@ def _eval(args: argparse.Namespace) -> int:
     tasks = mini_tasks(args.data, corpus_dir=args.corpus, corpus_size=args.corpus_size, sizes=sizes,
                        real=not args.no_real)
     specs = args.systems.split(",")
-    if args.what == "compare":
+    if args.what == "compare" and args.pipeline:
+        from azeros.pipeline import ablation_models
+
+        specs += [f"{name}={folder}" for name, folder in ablation_models(args.pipeline, args.set).items()]
+    elif args.what == "compare":
         specs += [f"{name}={_trained_model(source)}" for name, _, source in
                   (model.partition("=") for model in args.models.split(","))]
     systems, reference = build_systems(specs, reference=args.reference, llm=args.llm, device=args.device)
@@ -344,6 +348,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--models", default="TSIT_s=recipes/ablation_tsit_s.yaml,SIT_s=recipes/ablation_sit_s.yaml,"
                         "SIFT_s=recipes/ablation_sift_s.yaml,SIFT_s+SIFT_sp=recipes/stage2_final.yaml",
                         help="compare: NAME=RECIPE.yaml (its final model, trained when missing) or NAME=MODEL_DIR")
+    parser.add_argument("--pipeline", metavar="RECIPE.yaml",
+                        help="compare from scratch: run this pipeline recipe (corpus, targets, stage 1 and 2), train "
+                        "the TSIT_s and SIT_s stage-1 ablations on the same cuts and steps, and compare them all")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override in the --pipeline recipe (repeatable), e.g. stage1.run.max_steps=100")
     parser.add_argument("--systems", default="text,cascade",
                         help="comma-separated: text, text-sp, cascade, azeros:MODEL_DIR or NAME=MODEL_DIR")
     parser.add_argument("--out", default="exp/eval-mini", help="output folder")

@@ -31,7 +31,7 @@ from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_
 from azeros.training import load_recipe, train
 from azeros.training.recipe import apply_override
 
-__all__ = ["pick_sp_mode", "run_pipeline"]
+__all__ = ["ablation_models", "pick_sp_mode", "run_pipeline"]
 
 _SPLITS = ("train", "dev")
 
@@ -61,6 +61,29 @@ def _stage_recipe(out: Path, name: str, tree: dict[str, Any], train: list[dict[s
     return path
 
 
+def _load_tree(recipe: str | Path, overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    tree = yaml.safe_load(Path(recipe).read_text()) or {}
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    return tree
+
+
+def _datasets(out: Path, tree: dict[str, Any]) -> dict[str, DatasetSpec]:
+    corpus = build_synthetic_corpus(out / "corpus", **tree["corpus"])
+    return {split: DatasetSpec(split, corpus[split], "en") for split in _SPLITS}
+
+
+def _backend(tree: dict[str, Any]) -> Any:
+    gen = tree["generate"]
+    return build_backend("transformers", gen["model"], max_new_tokens=gen["max_new_tokens"], max_batch=gen["batch_size"])
+
+
+def _targets(out: Path, tree: dict[str, Any], datasets: dict[str, DatasetSpec], modes: list[str], backend: Any) -> None:
+    for split, spec in datasets.items():  # a per-split limit keeps CPU runs short (None: every cut)
+        limit = tree["generate"].get("limit", {}).get(split)
+        run_generation(GenerateConfig(datasets=[spec], out_dir=out / "targets", modes=modes, limit=limit), backend)
+
+
 def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """Run (or continue) every stage of a pipeline recipe.
 
@@ -71,20 +94,15 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
     Returns:
         The exported model folder.
     """
-    tree = yaml.safe_load(Path(recipe).read_text()) or {}
-    for assignment in overrides:
-        apply_override(tree, assignment)
+    tree = _load_tree(recipe, overrides)
     out = Path(tree["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
     gen = tree["generate"]
 
     _say("1/5 corpus: synthetic voices with known labels")
-    corpus = build_synthetic_corpus(out / "corpus", **tree["corpus"])
-    datasets = {split: DatasetSpec(split, corpus[split], "en") for split in _SPLITS}
-    backend = build_backend(
-        "transformers", gen["model"], max_new_tokens=gen["max_new_tokens"], max_batch=gen["batch_size"],
-    )
+    datasets = _datasets(out, tree)
+    backend = _backend(tree)
 
     _say("2/5 self-elicit check: does the LLM volunteer the speaker labels without an instruction?")
     candidates = gen.get("sp_candidates", ["sift_sp", "sit_sp"])
@@ -99,9 +117,7 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
 
     _say(f"3/5 targets: sift_s and {sp_mode} for {', '.join(_SPLITS)}")
     modes = ["sift_s", sp_mode]
-    for split, spec in datasets.items():  # a per-split limit keeps CPU runs short (None: every cut)
-        limit = gen.get("limit", {}).get(split)
-        run_generation(GenerateConfig(datasets=[spec], out_dir=out / "targets", modes=modes, limit=limit), backend)
+    _targets(out, tree, datasets, modes, backend)
     del backend  # frees the generation copy of the LLM before training loads its own
 
     _say("4/5 stage 1: the semantic projector on SIFT_s")
@@ -118,7 +134,38 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
         [_manifest(out, "dev", mode) for mode in modes],
     )
     final = _train_once(stage2)
+    (out / "pipeline.json").write_text(json.dumps({"sp_mode": sp_mode}, indent=2) + "\n")
     return _export(out, final, Path(tree["export_to"]) if tree.get("export_to") else None, sp_mode)
+
+
+def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
+    """The models of the paper's comparisons (Tables 3-5), trained on one data budget.
+
+    Runs (or continues) the pipeline, then trains the stage-1 ablations: the semantic projector on TSIT_s
+    (transcripts behind an ASR instruction) and on SIT_s (the LLM's answers to "Repeat the above
+    content."), on the same cuts, with the same stage-1 recipe and steps as the pipeline's SIFT_s stage 1.
+
+    Returns:
+        ``{"TSIT_s": ..., "SIT_s": ..., "SIFT_s": ..., "SIFT_s+<sp mode>": ...}``, model folders.
+    """
+    run_pipeline(recipe, overrides)
+    tree = _load_tree(recipe, overrides)
+    out = Path(tree["output_dir"])
+    sp_mode = json.loads((out / "pipeline.json").read_text())["sp_mode"]
+    datasets = _datasets(out, tree)
+
+    _say("ablations: TSIT_s and SIT_s targets for the same cuts, then stage 1 on each")
+    _targets(out, tree, datasets, ["tsit_s"], None)  # the transcript itself: no LLM
+    _targets(out, tree, datasets, ["sit_s"], _backend(tree))
+    models = {}
+    for mode, name in (("tsit_s", "TSIT_s"), ("sit_s", "SIT_s")):
+        path = _stage_recipe(out, f"ablation_{mode}", tree["stage1"], [{"manifest": _manifest(out, "train", mode)}],
+                             [_manifest(out, "dev", mode)])
+        models[name] = _train_once(path)
+    models["SIFT_s"] = out / "stage1" / "final"
+    kind, information = sp_mode.split("_")
+    models[f"SIFT_s+{kind.upper()}_{information}"] = out / "stage2" / "final"
+    return models
 
 
 def _train_once(recipe_path: Path) -> Path:

@@ -20,6 +20,7 @@ import copy
 import json
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,6 @@ def _load_tree(recipe: str | Path, overrides: list[str] | tuple[str, ...]) -> di
     return tree
 
 
-def _datasets(out: Path, tree: dict[str, Any]) -> dict[str, DatasetSpec]:
-    corpus = build_synthetic_corpus(out / "corpus", **tree["corpus"])
-    return {split: DatasetSpec(split, corpus[split], "en") for split in _SPLITS}
-
-
 def _backend(tree: dict[str, Any]) -> Any:
     gen = tree["generate"]
     return build_backend("transformers", gen["model"], max_new_tokens=gen["max_new_tokens"], max_batch=gen["batch_size"])
@@ -84,24 +80,27 @@ def _targets(out: Path, tree: dict[str, Any], datasets: dict[str, DatasetSpec], 
         run_generation(GenerateConfig(datasets=[spec], out_dir=out / "targets", modes=modes, limit=limit), backend)
 
 
-def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
-    """Run (or continue) every stage of a pipeline recipe.
+@dataclass
+class _Built:
+    """What a pipeline run leaves under its output folder."""
 
-    Args:
-        recipe: the pipeline YAML (see ``recipes/mini.yaml``).
-        overrides: dotted ``key=value`` assignments, e.g. ``corpus.num=60 stage1.run.max_steps=20``.
+    out: Path
+    datasets: dict[str, DatasetSpec]
+    sp_mode: str
+    stage1: Path
+    stage2: Path
 
-    Returns:
-        The exported model folder.
-    """
-    tree = _load_tree(recipe, overrides)
+
+def _build(tree: dict[str, Any]) -> _Built:
+    """Run (or continue) corpus, check, targets, stage 1 and stage 2 of a loaded pipeline recipe."""
     out = Path(tree["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
     gen = tree["generate"]
 
     _say("1/5 corpus: synthetic voices with known labels")
-    datasets = _datasets(out, tree)
+    corpus = build_synthetic_corpus(out / "corpus", **tree["corpus"])
+    datasets = {split: DatasetSpec(split, corpus[split], "en") for split in _SPLITS}
     backend = _backend(tree)
 
     _say("2/5 self-elicit check: does the LLM volunteer the speaker labels without an instruction?")
@@ -133,38 +132,50 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
         [{"manifest": _manifest(out, "train", mode)} for mode in modes],
         [_manifest(out, "dev", mode) for mode in modes],
     )
-    final = _train_once(stage2)
-    (out / "pipeline.json").write_text(json.dumps({"sp_mode": sp_mode}, indent=2) + "\n")
-    return _export(out, final, Path(tree["export_to"]) if tree.get("export_to") else None, sp_mode)
+    return _Built(out, datasets, sp_mode, stage1_model, _train_once(stage2))
+
+
+def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
+    """Run (or continue) every stage of a pipeline recipe.
+
+    Args:
+        recipe: the pipeline YAML (see ``recipes/mini.yaml``).
+        overrides: dotted ``key=value`` assignments, e.g. ``corpus.num=60 stage1.run.max_steps=20``.
+
+    Returns:
+        The exported model folder.
+    """
+    tree = _load_tree(recipe, overrides)
+    built = _build(tree)
+    export_to = Path(tree["export_to"]) if tree.get("export_to") else None
+    return _export(built.out, built.stage2, export_to, built.sp_mode)
 
 
 def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
     """The models of the paper's comparisons (Tables 3-5), trained on one data budget.
 
-    Runs (or continues) the pipeline, then trains the stage-1 ablations: the semantic projector on TSIT_s
-    (transcripts behind an ASR instruction) and on SIT_s (the LLM's answers to "Repeat the above
-    content."), on the same cuts, with the same stage-1 recipe and steps as the pipeline's SIFT_s stage 1.
+    Runs (or continues) the pipeline without exporting, then trains the stage-1 ablations: the semantic
+    projector on TSIT_s (transcripts behind an ASR instruction) and on SIT_s (the LLM's answers to "Repeat
+    the above content."), on the same cuts, with the same stage-1 recipe and steps as the SIFT_s stage 1.
 
     Returns:
         ``{"TSIT_s": ..., "SIT_s": ..., "SIFT_s": ..., "SIFT_s+<sp mode>": ...}``, model folders.
     """
-    run_pipeline(recipe, overrides)
     tree = _load_tree(recipe, overrides)
-    out = Path(tree["output_dir"])
-    sp_mode = json.loads((out / "pipeline.json").read_text())["sp_mode"]
-    datasets = _datasets(out, tree)
+    built = _build(tree)
+    out = built.out
 
     _say("ablations: TSIT_s and SIT_s targets for the same cuts, then stage 1 on each")
-    _targets(out, tree, datasets, ["tsit_s"], None)  # the transcript itself: no LLM
-    _targets(out, tree, datasets, ["sit_s"], _backend(tree))
+    _targets(out, tree, built.datasets, ["tsit_s"], None)  # the transcript itself: no LLM
+    _targets(out, tree, built.datasets, ["sit_s"], _backend(tree))
     models = {}
     for mode, name in (("tsit_s", "TSIT_s"), ("sit_s", "SIT_s")):
         path = _stage_recipe(out, f"ablation_{mode}", tree["stage1"], [{"manifest": _manifest(out, "train", mode)}],
                              [_manifest(out, "dev", mode)])
         models[name] = _train_once(path)
-    models["SIFT_s"] = out / "stage1" / "final"
-    kind, information = sp_mode.split("_")
-    models[f"SIFT_s+{kind.upper()}_{information}"] = out / "stage2" / "final"
+    models["SIFT_s"] = built.stage1
+    kind, information = built.sp_mode.split("_")
+    models[f"SIFT_s+{kind.upper()}_{information}"] = built.stage2
     return models
 
 

@@ -1,13 +1,15 @@
 """Target generation speed: the reference's method against azeros' continuous batching, in one run.
 
-    .venv/bin/python benchmarks/generate.py --cuts 200 --batch-size 64
+    .venv/bin/python benchmarks/generate.py --cuts 200 --batch-size 64 [--max-batch 128]
 
 Both methods answer the same SIFT_s prompts (rendered by the one prompt policy) with the same model,
 dtype, greedy decoding and a 256-token limit:
 
 (a) reference: HF ``generate`` on left-padded batches of a fixed size, in input order;
 (b) azeros: :class:`azeros.selfgen.transformers_backend.TransformersBackend` (prompts sorted by length,
-    finished rows leave the batch at once, freed slots refilled).
+    finished rows leave the batch at once, freed slots refilled), at most ``--max-batch`` rows at a time
+    (default: the reference's batch size). Continuous batching keeps every row busy, so it can run wider
+    batches than padded generate, where a wider batch also means more rows waiting for the longest answer.
 
 Useful tokens are the answers' tokens up to their end (what a manifest keeps). The degenerate-output stop
 is disabled here so both methods write the same answers. The last line is a JSON object.
@@ -57,13 +59,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--cuts", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="the reference's fixed batch size")
+    parser.add_argument("--max-batch", type=int, default=None, help="azeros' most rows at once (default: --batch-size)")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
 
-    backend = TransformersBackend(args.model, dtype=args.dtype, device=args.device, max_batch=args.batch_size,
+    backend = TransformersBackend(args.model, dtype=args.dtype, device=args.device, max_batch=args.max_batch or args.batch_size,
                                   max_new_tokens=args.max_new_tokens, repeat_limit=args.max_new_tokens + 1)
     mode = get_mode("sift_s")
     requests = [Request(f"cut-{i:05d}", tuple(target_messages(mode, text, {})))
@@ -84,7 +87,7 @@ def main() -> None:
     ours_tokens = sum(result.num_tokens for result in ours.values())
     figures = {
         "model": args.model, "device": str(backend.device), "dtype": str(backend.llm.dtype), "cuts": len(requests),
-        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size, "max_batch": backend.max_batch, "max_new_tokens": args.max_new_tokens,
         "reference_tokens": reference_tokens, "reference_seconds": round(reference_seconds, 2),
         "reference_tokens_per_s": round(reference_tokens / reference_seconds, 1),
         "ours_tokens": ours_tokens, "ours_seconds": round(ours_seconds, 2),

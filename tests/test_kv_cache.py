@@ -49,3 +49,20 @@ def test_drop_leading_forgets_the_first_positions_and_keeps_writing_in_place():
     _step(llm, cache, torch.randint(0, 300, (2, 1)))
     assert layer.keys.shape[-2] == 7
     assert layer.keys.untyped_storage().data_ptr() == storage  # written into the headroom, not copied
+
+
+def test_moving_the_last_rows_into_ended_slots_copies_in_place_and_decodes_like_dynamic_cache():
+    llm = tiny_llm("llama", vocab_size=300).eval()
+    torch.manual_seed(1)
+    prompt = torch.randint(0, 300, (5, 6))
+    theirs, ours = DynamicCache(), GrowingCache()
+    _step(llm, theirs, prompt)
+    _step(llm, ours, prompt)
+    storage = ours.layers[0].keys.untyped_storage().data_ptr()
+    order = [0, 4, 2]  # rows 1 and 3 ended; the last row takes slot 1
+    theirs.batch_select_indices(torch.tensor(order))
+    ours.batch_select_indices(torch.tensor(order))
+    assert ours.layers[0].keys.untyped_storage().data_ptr() == storage  # moved within the buffer
+    token = torch.randint(0, 300, (3, 1))
+    assert torch.equal(_step(llm, theirs, token), _step(llm, ours, token))
+    assert ours.layers[0].keys.untyped_storage().data_ptr() == storage  # and the next step still writes in place

@@ -90,11 +90,39 @@ class GrowingLayer(DynamicLayer):
         self._value_buffer = self._value_buffer[:, :, count:]
         self._length -= count
 
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep the rows ``indices`` (with their headroom, so the next step writes in place)."""
-        if self._key_buffer is not None:
-            self._key_buffer = self._key_buffer[indices]
-            self._value_buffer = self._value_buffer[indices]
+    def batch_select_indices(self, indices: torch.Tensor | list[int]) -> None:
+        """Keep the rows ``indices``, in that order, with their headroom (the next step writes in place).
+
+        When the selection can be done by moving rows within the buffer (no row is read after it was
+        overwritten), only the rows that change place are copied and the buffer keeps its storage: dropping
+        the rows of ended answers by moving the last rows into their slots copies a few rows, not the cache.
+        """
+        if self._key_buffer is None:
+            return
+        order = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
+        if _movable_in_place(order):
+            for target, source in enumerate(order):
+                if target != source:
+                    self._key_buffer[target] = self._key_buffer[source]
+                    self._value_buffer[target] = self._value_buffer[source]
+            self._key_buffer = self._key_buffer[: len(order)]
+            self._value_buffer = self._value_buffer[: len(order)]
+        else:
+            self._key_buffer = self._key_buffer[order]
+            self._value_buffer = self._value_buffer[order]
+
+
+def _movable_in_place(order: list[int]) -> bool:
+    """Whether copying row ``order[i]`` to row ``i`` for ascending ``i`` never reads an overwritten row."""
+    if len(set(order)) != len(order):
+        return False
+    overwritten = set()
+    for target, source in enumerate(order):
+        if target != source:
+            if source in overwritten:
+                return False
+            overwritten.add(target)
+    return True
 
 
 class GrowingCache(DynamicCache):

@@ -5,7 +5,8 @@ row of a batch runs until the longest answer ends, and short prompts are padded 
 
 * requests are read in windows and sorted by prompt length, so a batch's prompts need little padding;
 * each step decodes only the rows still running: a row leaves the batch the moment it ends (end of turn,
-  eos, the length limit, or a degenerate output) and its result is yielded at once;
+  eos, the length limit, or a degenerate output) and its result is yielded at once; the last rows move into
+  the slots of ended ones, so the key/value cache is compacted by copying a few rows, not all of it;
 * freed slots are refilled with the next prompts, whose key/value cache is joined to the running one
   (left-padded and masked), so the batch stays full until the input runs out.
 
@@ -36,6 +37,17 @@ class _Row:
     key: str
     token_ids: list[int] = field(default_factory=list)
     run: int = 0  # length of the current run of one repeated token
+
+
+def _fill_order(alive: list[int], count: int) -> list[int]:
+    """The rows to keep, ``alive`` (ascending, of ``count``), arranged so that few move: the slots of ended
+    rows among the first ``len(alive)`` take the live rows beyond them; every other row stays in place."""
+    kept = len(alive)
+    order = list(range(kept))
+    ended_slots = sorted(set(order) - set(alive))
+    for slot, source in zip(ended_slots, (i for i in alive if i >= kept), strict=True):
+        order[slot] = source
+    return order
 
 
 class TransformersBackend:
@@ -122,9 +134,10 @@ class TransformersBackend:
                 new_rows, new_cache, new_mask, new_positions, logits = self._prefill(group)
                 alive, new_tokens = yield from self._advance(new_rows, logits)
                 if alive:
-                    keep = torch.tensor(alive, device=self.device)
-                    new_cache.batch_select_indices(keep)
-                    new_rows = [new_rows[i] for i in alive]
+                    order = _fill_order(alive, len(new_rows))
+                    keep = torch.tensor(order, device=self.device)
+                    new_cache.batch_select_indices(order)
+                    new_rows = [new_rows[i] for i in order]
                     new_mask, new_positions, new_tokens = new_mask[keep], new_positions[keep], new_tokens[keep]
                     if rows:
                         cache, mask = self._join(cache, mask, new_cache, new_mask)
@@ -142,9 +155,10 @@ class TransformersBackend:
             positions = positions + 1
             alive, tokens = yield from self._advance(rows, out.logits[:, -1, :])
             if len(alive) < len(rows):
-                keep = torch.tensor(alive, dtype=torch.long, device=self.device)
-                cache.batch_select_indices(keep)
-                rows = [rows[i] for i in alive]
+                order = _fill_order(alive, len(rows))
+                keep = torch.tensor(order, dtype=torch.long, device=self.device)
+                cache.batch_select_indices(order)
+                rows = [rows[i] for i in order]
                 mask, positions, tokens = mask[keep], positions[keep], tokens[keep]
                 if rows:
                     cache, mask = self._trim(cache, mask)

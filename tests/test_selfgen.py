@@ -24,6 +24,7 @@ from azeros.selfgen import GenerateConfig, Request, elicit_report, output_paths,
 from azeros.selfgen.openai_backend import OpenAIBackend
 from azeros.selfgen.transformers_backend import TransformersBackend
 from azeros.selfgen.vllm_backend import VLLMBackend
+from azeros.selfgen.check import _mentions
 from azeros.text import get_mode, target_messages
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,6 +246,20 @@ def test_self_elicit_check_table_and_verdict(tmp_path):
     assert report.coverage["sift_ssp"].rates()["age"] == 0.0 and report.coverage["sit_ssp"].rates()["age"] == 1.0
     verdict = report.verdict()
     assert "sift_ssp: falls short on age, gender, emotion" in verdict and "sift_ssp+sit_ssp mix" in verdict
+
+
+@pytest.mark.parametrize(("response", "value", "found"), [
+    ("The speaker is a woman.", "female", True),
+    ("A female voice.", "male", False),  # "male" inside "female"
+    ("I'm here to help you in a clear manner.", "male", False),  # "he" in "here"/"help", "man" in "manner"
+    ("He said she would come.", "male", False),  # pronouns do not name the speaker's gender
+    ("An old man, sounding angry.", "senior", True),
+    ("You sound angry.", "angry", True),
+    ("Happiness is a warm cup.", "happy", True),
+    ("Thanks for the question.", "teenager", False),
+])
+def test_label_mentions_are_whole_words(response, value, found):
+    assert _mentions(response, value) is found
 
 
 @pytest.mark.real_weights

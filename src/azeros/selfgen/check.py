@@ -5,7 +5,7 @@ everything in it by itself. A dialog-tuned LLM (or the ssp system prompt) tends 
 details such as the speaker's age; a projector trained on such targets learns to drop them too. The check
 measures, per mode, how often the targets mention each piece of oracle information:
 
-* each speaker label (age group, gender, emotion) the oracle showed, matched by its word family;
+* each speaker label (age group, gender, emotion) the oracle showed, matched by its words (whole words);
 * the transcript's content words (stop words and words under 3 characters left out), as recall.
 
 Where a SIFT mode surfaces a piece much less often than its SIT counterpart (same oracle and system), the
@@ -26,14 +26,16 @@ from azeros.text import META_KEYS
 
 __all__ = ["ElicitReport", "ModeCoverage", "elicit_report"]
 
-# Word families that count as mentioning a label value (matched at word starts, case-insensitive).
+# Words that count as mentioning a label value: whole words (regular expressions), so "he" is not found
+# in "help", "man" not in "manner" and "male" not in "female". Pronouns do not count: an answer saying
+# "he" is as likely to speak of someone in the transcript as of the speaker.
 _FAMILIES = {
-    "male": ("male", "man", "men", "he", "his", "him", "gentleman", "boy", "guy"),
-    "female": ("female", "woman", "women", "she", "her", "lady", "girl"),
-    "teenager": ("teen", "adolescent", "young person", "youth", "kid", "child"),
-    "young adult": ("young", "twenties", "thirties"),
-    "middle-age adult": ("middle", "forties", "fifties", "mature"),
-    "senior": ("senior", "elder", "old", "retire", "sixties", "seventies", "aged"),
+    "male": r"males?|man|men|gentlem[ae]n|boys?|guys?|masculine",
+    "female": r"females?|wom[ae]n|lad(?:y|ies)|girls?|feminine",
+    "teenager": r"teen\w*|adolescen\w*|youths?|kids?|child\w*",
+    "young adult": r"young\w*|twenties|thirties",
+    "middle-age adult": r"middle[- ]age\w*|forties|fifties|mature",
+    "senior": r"seniors?|elder\w*|old\w*|retire\w*|sixties|seventies",
 }
 _STOP_WORDS = frozenset(
     "the and for are but not you your yours all any can had has have her was one our out him his how its "
@@ -46,9 +48,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def _mentions(response: str, value: str) -> bool:
-    words = _FAMILIES.get(value) or (value[:5],)  # other labels: their stem ("happ" finds happy, happiness)
-    text = response.lower()
-    return any(re.search(rf"\b{re.escape(word)}", text) for word in words)
+    # Other labels: words that start with their stem ("happ" finds happy, happiness).
+    words = _FAMILIES.get(value) or rf"{re.escape(value.lower()[:4])}\w*"
+    return re.search(rf"\b(?:{words})\b", response.lower()) is not None
 
 
 def _content_words(transcript: str) -> set[str]:

@@ -3,7 +3,8 @@
 (a) The shipped model (``models/azeros-mini``: SmolLM2-135M-Instruct frozen, Whisper tiny.en and GE2E
     frozen, two small projectors trained here on CPU) answers spoken prompts it never heard, by voices it
     never heard; beside each answer, what the same frozen LLM answers when it reads the transcript. Then it
-    is asked the speaker's gender and emotion on held-out voices, and the accuracy is printed.
+    is asked the speaker's gender and emotion on held-out voices, and the accuracy is printed beside that of
+    the frozen LLM reading the labels as text (the most the speech model can learn from it).
 (b) The same pipeline runs fresh on a small slice: synthesize -> self-elicit check -> generate targets ->
     train both stages for a few steps -> answer.
 (c) What to run next.
@@ -22,6 +23,7 @@ from azeros.data.corpus import Utterance, plan_corpus
 from azeros.eval.metrics import parse_choice
 from azeros.models import SpeechLLM
 from azeros.pipeline import run_pipeline
+from azeros.text import normalize_text, oracle_text, speaker_meta
 
 __all__ = ["main"]
 
@@ -64,11 +66,25 @@ def show_answers(model: SpeechLLM, utterances: list[Utterance], max_new_tokens: 
 
 
 def label_accuracy(model: SpeechLLM, utterances: list[Utterance], question: str, options: list[str],
-                   truth: list[str]) -> float:
-    """Share of answers that name the right option (an answer naming none counts as wrong)."""
-    answers = model.generate(_waves(utterances), [question] * len(utterances), max_new_tokens=8)
+                   truth: list[str], *, read_labels: bool = False) -> float:
+    """Share of answers that name the right option (an answer naming none counts as wrong).
+
+    With ``read_labels`` the LLM reads the utterance's oracle text with its speaker labels in place of the
+    speech (what its stage-2 targets were written from): the most a speech model can get from this LLM.
+    """
+    if read_labels:
+        audios = [None] * len(utterances)
+        questions = [f"{oracle_text('sp', normalize_text(u.text), _labels(u))} {question}" for u in utterances]
+    else:
+        audios, questions = _waves(utterances), [question] * len(utterances)
+    answers = model.generate(audios, questions, max_new_tokens=8)
     right = sum(parse_choice(a.text, options) == options.index(t) for a, t in zip(answers, truth, strict=True))
     return right / len(utterances)
+
+
+def _labels(utterance: Utterance) -> dict[str, str]:
+    return speaker_meta({"gender": utterance.setting.gender, "age_group": utterance.age_group,
+                         "emotion": utterance.emotion})
 
 
 def part_a(count: int) -> None:
@@ -79,11 +95,14 @@ def part_a(count: int) -> None:
     model = SpeechLLM.from_pretrained(SHIPPED)
     utterances = held_out(40)
     show_answers(model, utterances[:count])
-    gender = label_accuracy(model, utterances, GENDER_QUESTION, ["male", "female"],
-                            [u.setting.gender for u in utterances])
-    emotion = label_accuracy(model, utterances, EMOTION_QUESTION, EMOTIONS, [u.emotion for u in utterances])
-    print(f"\nasked the speaker's gender on {len(utterances)} held-out utterances: {gender:.0%} right (chance 50%)")
-    print(f"asked the speaker's emotion on {len(utterances)} held-out utterances: {emotion:.0%} right (chance 25%)")
+    for name, question, options, truth, chance in (
+        ("gender", GENDER_QUESTION, ["male", "female"], [u.setting.gender for u in utterances], "50%"),
+        ("emotion", EMOTION_QUESTION, EMOTIONS, [u.emotion for u in utterances], "25%"),
+    ):
+        heard = label_accuracy(model, utterances, question, options, truth)
+        read = label_accuracy(model, utterances, question, options, truth, read_labels=True)
+        print(f"\nasked the speaker's {name} on {len(utterances)} held-out utterances: {heard:.0%} right "
+              f"(chance {chance}; the same LLM reading the labels as text: {read:.0%})")
 
 
 def part_b() -> None:

@@ -21,10 +21,10 @@ from lhotse import CutSet, MonoCut, SupervisionSegment
 
 from azeros.data import DatasetSpec, Target, iter_records, read_cuts, target_of, with_target
 from azeros.selfgen import GenerateConfig, Request, elicit_report, output_paths, run_generation
+from azeros.selfgen.check import _mentions
 from azeros.selfgen.openai_backend import OpenAIBackend
 from azeros.selfgen.transformers_backend import TransformersBackend
 from azeros.selfgen.vllm_backend import VLLMBackend
-from azeros.selfgen.check import _mentions
 from azeros.text import get_mode, target_messages
 
 ROOT = Path(__file__).resolve().parents[1]

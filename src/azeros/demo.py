@@ -23,7 +23,7 @@ from azeros.data.corpus import Utterance, plan_corpus
 from azeros.eval.metrics import parse_choice
 from azeros.models import SpeechLLM
 from azeros.pipeline import run_pipeline
-from azeros.text import normalize_text, oracle_text, speaker_meta
+from azeros.text import normalize_text, oracle_text
 
 __all__ = ["main"]
 
@@ -74,17 +74,12 @@ def label_accuracy(model: SpeechLLM, utterances: list[Utterance], question: str,
     """
     if read_labels:
         audios = [None] * len(utterances)
-        questions = [f"{oracle_text('sp', normalize_text(u.text), _labels(u))} {question}" for u in utterances]
+        questions = [f"{oracle_text('sp', normalize_text(u.text), u.meta)} {question}" for u in utterances]
     else:
         audios, questions = _waves(utterances), [question] * len(utterances)
     answers = model.generate(audios, questions, max_new_tokens=8)
     right = sum(parse_choice(a.text, options) == options.index(t) for a, t in zip(answers, truth, strict=True))
     return right / len(utterances)
-
-
-def _labels(utterance: Utterance) -> dict[str, str]:
-    return speaker_meta({"gender": utterance.setting.gender, "age_group": utterance.age_group,
-                         "emotion": utterance.emotion})
 
 
 def part_a(count: int) -> None:

@@ -93,36 +93,24 @@ class GrowingLayer(DynamicLayer):
     def batch_select_indices(self, indices: torch.Tensor | list[int]) -> None:
         """Keep the rows ``indices``, in that order, with their headroom (the next step writes in place).
 
-        When the selection can be done by moving rows within the buffer (no row is read after it was
-        overwritten), only the rows that change place are copied and the buffer keeps its storage: dropping
-        the rows of ended answers by moving the last rows into their slots copies a few rows, not the cache.
+        A selection no larger than the batch is done within the buffer: only the rows that change place are
+        copied (read first, so any order is safe) and the storage is kept. Dropping the rows of ended answers
+        by moving the last rows into their slots thus copies a few rows, not the whole cache.
         """
         if self._key_buffer is None:
             return
         order = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
-        if _movable_in_place(order):
-            for target, source in enumerate(order):
-                if target != source:
-                    self._key_buffer[target] = self._key_buffer[source]
-                    self._value_buffer[target] = self._value_buffer[source]
-            self._key_buffer = self._key_buffer[: len(order)]
-            self._value_buffer = self._value_buffer[: len(order)]
-        else:
+        if len(order) > self._key_buffer.shape[0]:  # rows repeated beyond the batch: a new buffer
             self._key_buffer = self._key_buffer[order]
             self._value_buffer = self._value_buffer[order]
-
-
-def _movable_in_place(order: list[int]) -> bool:
-    """Whether copying row ``order[i]`` to row ``i`` for ascending ``i`` never reads an overwritten row."""
-    if len(set(order)) != len(order):
-        return False
-    overwritten = set()
-    for target, source in enumerate(order):
-        if target != source:
-            if source in overwritten:
-                return False
-            overwritten.add(target)
-    return True
+            return
+        moved = [target for target, source in enumerate(order) if target != source]
+        if moved:
+            sources = [order[target] for target in moved]
+            self._key_buffer[moved] = self._key_buffer[sources]
+            self._value_buffer[moved] = self._value_buffer[sources]
+        self._key_buffer = self._key_buffer[: len(order)]
+        self._value_buffer = self._value_buffer[: len(order)]
 
 
 class GrowingCache(DynamicCache):

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from azeros.audio import SAMPLE_RATE, load_audio
 from azeros.audio.synth import VoiceSetting, synthesize
 from azeros.data.assistant_texts import assistant_texts
+from azeros.text import speaker_meta
 
 __all__ = [
     "AGE_PROSODY",
@@ -71,6 +72,11 @@ class Utterance:
     setting: VoiceSetting
     age_group: str
     emotion: str
+
+    @property
+    def meta(self) -> dict[str, str]:
+        """The speaker labels its cut carries, as the oracle shows them (see :func:`azeros.text.speaker_meta`)."""
+        return speaker_meta({"gender": self.setting.gender, "age_group": self.age_group, "emotion": self.emotion})
 
 
 def _text_split(text: str) -> str:

@@ -134,11 +134,8 @@ class TransformersBackend:
                 new_rows, new_cache, new_mask, new_positions, logits = self._prefill(group)
                 alive, new_tokens = yield from self._advance(new_rows, logits)
                 if alive:
-                    order = _fill_order(alive, len(new_rows))
-                    keep = torch.tensor(order, device=self.device)
-                    new_cache.batch_select_indices(order)
-                    new_rows = [new_rows[i] for i in order]
-                    new_mask, new_positions, new_tokens = new_mask[keep], new_positions[keep], new_tokens[keep]
+                    new_rows, (new_mask, new_positions, new_tokens) = self._keep(
+                        alive, new_rows, new_cache, new_mask, new_positions, new_tokens)
                     if rows:
                         cache, mask = self._join(cache, mask, new_cache, new_mask)
                         positions = torch.cat([positions, new_positions])
@@ -155,13 +152,16 @@ class TransformersBackend:
             positions = positions + 1
             alive, tokens = yield from self._advance(rows, out.logits[:, -1, :])
             if len(alive) < len(rows):
-                order = _fill_order(alive, len(rows))
-                keep = torch.tensor(order, dtype=torch.long, device=self.device)
-                cache.batch_select_indices(order)
-                rows = [rows[i] for i in order]
-                mask, positions, tokens = mask[keep], positions[keep], tokens[keep]
+                rows, (mask, positions, tokens) = self._keep(alive, rows, cache, mask, positions, tokens)
                 if rows:
                     cache, mask = self._trim(cache, mask)
+
+    def _keep(self, alive: list[int], rows: list[_Row], cache: Any, *per_row: Any) -> tuple[list[_Row], list[Any]]:
+        """Keep only the ``alive`` rows of the batch: rows, cache and each ``[a, ...]`` tensor, in one order."""
+        order = _fill_order(alive, len(rows))
+        cache.batch_select_indices(order)
+        keep = self.torch.tensor(order, dtype=self.torch.long, device=self.device)
+        return [rows[i] for i in order], [tensor[keep] for tensor in per_row]
 
     def _take(self, pending: deque[tuple[str, list[int]]], free: int) -> list[tuple[str, list[int]]]:
         group = [pending.popleft()]

@@ -192,3 +192,37 @@ def test_a_bad_encoder_configuration_is_refused(tokenizer):
     with pytest.raises(ValueError, match="needs a semantic encoder"):
         SpeechLLM(SpeechLLMConfig(llm="x", encoders=[EncoderSpec("ge2e", "paralinguistic")]),
                   llm=object(), tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_pass_after_the_shared_prefix_equals_the_padded_pass(tokenizer, family, attention):
+    model = tiny_speech_llm(tokenizer, family, paralinguistic=True).train()
+    model.llm.config._attn_implementation = attention
+    sp = target_messages(MODES["sift_sp"], "hello there", {"gender": "female"}, encoders=model.roles)
+    ssp = target_messages(MODES["sift_ssp"], "hello there", {"gender": "male"}, encoders=model.roles)
+    seconds = [1.0, 2.5, 0.6, 1.4]  # rows of unequal length: the short ones share packed rows
+    answers = ["Hi", "Hi! How can I help you today, my friend? Tell me all about it.", "Yes.", "Sure, here it is."]
+
+    def loss_and_grads(conversations, padded, reuse=True):
+        model.reuse_prefix = reuse
+        model.zero_grad()
+        waves = [[noise(s, seed=i)] for i, s in enumerate(seconds)]
+        batch = model.prepare(conversations, waves, answers=answers, finished=[True, False, True, True])
+        out = model(batch, return_logits=padded)  # return_logits: the whole padded batch, nothing skipped
+        out.loss.backward()
+        return batch.shared_prefix, out, [p.grad.clone() for p in model.projectors.parameters()]
+
+    for conversations in ([sp] * 4, [sp, ssp, sp, ssp]):
+        _, padded, padded_grads = loss_and_grads(conversations, padded=True)
+        for reuse in (True, False):
+            prefix, packed, packed_grads = loss_and_grads(conversations, padded=False, reuse=reuse)
+            torch.testing.assert_close(packed.loss, padded.loss, rtol=1e-5, atol=1e-6)
+            assert (packed.correct, packed.tokens) == (padded.correct, padded.tokens)
+            for a, b in zip(packed_grads, padded_grads, strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        rendered = model.render(conversations[0], [16000], "Hi")
+        first_audio = min(span.start for span in rendered.audio_spans)
+        assert 0 < len(prefix) <= first_audio and tuple(rendered.input_ids[: len(prefix)]) == prefix
+    # different system turns share only the template's opening; the states are kept per prefix
+    assert len(prefix) < first_audio and len(model.prefix_states) == 2

@@ -10,16 +10,20 @@ when full.
 It is a ``DynamicCache`` in every other respect (``crop``, ``batch_select_indices``, ``get_seq_length``)
 so ``generate`` and code that edits ``layer.keys`` / ``layer.values`` directly keep working. Models with
 sliding-window layers need transformers' own per-layer types: use ``DynamicCache(config=...)`` for them.
+
+:class:`PrefixStates` keeps a frozen LLM's keys and values of the token prefixes that training sequences
+open with, so a teacher-forced pass can start after them.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-__all__ = ["GrowingCache", "GrowingLayer", "cache_keyword"]
+__all__ = ["GrowingCache", "GrowingLayer", "PrefixStates", "cache_keyword"]
 
 _MIN_HEADROOM = 128  # positions added beyond what is needed when a buffer is (re)allocated
 
@@ -124,3 +128,49 @@ def cache_keyword(llm: torch.nn.Module) -> str:
     """The name ``llm.forward`` takes a KV cache under: transformers 5 says ``cache``, older versions
     only know ``past_key_values`` (which 5 still takes, with a deprecation warning)."""
     return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
+
+
+class PrefixStates:
+    """A frozen LLM's keys and values of token prefixes, computed once and reused by every pass that opens with them.
+
+    Every training sequence of a recipe opens the same way: the chat template's system turn and the start of
+    the user turn, up to the audio. The frozen LLM's keys and values there never change, so recomputing them
+    in every row of every step (forward and backward) is waste: about a quarter of the tokens of a short
+    SIFT_s conversation with SmolLM2's default system prompt. The few prefixes a recipe has are kept,
+    least recently used dropped first.
+
+    Args:
+        llm: the frozen causal LM.
+        capacity: how many prefixes to keep.
+    """
+
+    def __init__(self, llm: torch.nn.Module, capacity: int = 16) -> None:
+        self.llm = llm
+        self.capacity = capacity
+        self._states: OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def cache_for(self, prefix: tuple[int, ...], rows: int, like: torch.Tensor) -> DynamicCache:
+        """A new cache holding ``prefix``'s states for ``rows`` rows, to be extended by one pass.
+
+        Args:
+            prefix: the token ids.
+            rows: the batch size of the pass.
+            like: the pass's input embeddings: states are kept per dtype, device and autocast setting.
+        """
+        key = (prefix, like.dtype, like.device, torch.is_autocast_enabled(like.device.type))
+        states = self._states.pop(key, None)
+        if states is None:
+            decoder = self.llm.get_decoder()
+            with torch.no_grad():
+                out = decoder(input_ids=torch.tensor([prefix], device=like.device), use_cache=True)
+            cache = out["cache"] if "cache" in out else out["past_key_values"]  # transformers 5 renamed it
+            states = [(layer.keys, layer.values) for layer in cache.layers]  # [1, kv heads, P, d] each
+        self._states[key] = states
+        while len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+        # expand() shares the stored tensors; the pass's first append copies them into its own rows.
+        rows_states = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in states]
+        return DynamicCache(rows_states, config=self.llm.config)

@@ -9,6 +9,7 @@ embeddings (after a count check). Only the projectors have ``requires_grad``.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
@@ -24,13 +25,13 @@ from torch import nn
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from azeros.audio import AudioSource, load_audio
-from azeros.kv_cache import GrowingCache, cache_keyword
+from azeros.kv_cache import GrowingCache, PrefixStates, cache_keyword
 from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.llm import load_llm, resolve_dtype
 from azeros.models.projector import Projector
 from azeros.text import IGNORE_INDEX, Message, PromptRenderer, RenderedChat, get_mode, oracle_parts, user_message
 
-__all__ = ["Answer", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig", "TokenBatch"]
+__all__ = ["Answer", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig", "TokenBatch", "shared_prefix"]
 
 EncoderRole = Literal["semantic", "paralinguistic"]
 ROLES: tuple[EncoderRole, ...] = ("semantic", "paralinguistic")
@@ -118,6 +119,7 @@ class TokenBatch:
     inputs_embeds: torch.Tensor  # [b, L, H]
     attention_mask: torch.Tensor  # [b, L]
     labels: torch.Tensor | None  # [b, L], IGNORE_INDEX where unsupervised
+    shared_prefix: tuple[int, ...] = ()  # token ids every row opens with, before any audio or supervised token
 
 
 class SpeechLLM(nn.Module):
@@ -173,6 +175,10 @@ class SpeechLLM(nn.Module):
         )
         self.chat_mode = get_mode(config.chat_mode or ("sift_sp" if len(self.roles) == 2 else "sift_s"))
         self.renderer = PromptRenderer(tokenizer)
+        # Teacher-forced passes start after the rows' shared prefix, whose states are computed once. Off when
+        # the LLM is sharded: each process would compute a new prefix at its own time, out of lockstep.
+        self.reuse_prefix = True
+        self.prefix_states = PrefixStates(llm)
         if verbose:
             print(self.describe(), file=sys.stderr)
 
@@ -304,18 +310,25 @@ class SpeechLLM(nn.Module):
             values = torch.cat(pieces).to(embeds.dtype)  # [audio positions, H], in row-major order
             embeds = embeds.masked_scatter(audio_mask.to(device)[..., None], values)
         has_labels = any(c.labels is not None for c in chats)
-        return TokenBatch(embeds, mask.to(device), labels.to(device) if has_labels else None)
+        prefix = shared_prefix(chats) if padding_side == "right" else ()
+        return TokenBatch(embeds, mask.to(device), labels.to(device) if has_labels else None, prefix)
 
     def forward(self, batch: TokenBatch, *, return_logits: bool = False) -> ForwardOutput:
         """Teacher-forced pass over a right-padded batch with labels.
 
-        The LM head runs only where the next token is supervised: prompt, audio and padding positions
-        need no logits, and a vocabulary-wide projection of them is a large share of a small LLM's cost.
+        Only the work the loss needs is done, with the same result up to float rounding:
+
+        - the pass starts after the prefix all rows share (the chat template's opening), whose keys and
+          values are computed once (:class:`azeros.kv_cache.PrefixStates`);
+        - the rows are packed, several to a row, without padding (:meth:`_packed`): after the shared
+          prefix, rows differ in length far more than they did, and padding would be a third of the work;
+        - the LM head runs only where the next token is supervised: prompt, audio and padding positions
+          need no logits, and a vocabulary-wide projection of them is a large share of a small LLM's cost.
 
         Args:
             batch: embeddings, mask and labels (see :meth:`prepare`).
             return_logits: also return the logits of every position (``[b, L, V]``), e.g. for per-row
-                scores.
+                scores (the whole padded batch is then computed, as with flash-attention kernels).
 
         Returns:
             The token-mean cross-entropy over supervised next tokens, how many of them the argmax gets
@@ -323,13 +336,17 @@ class SpeechLLM(nn.Module):
         """
         if batch.labels is None:
             raise ValueError("forward needs labels; use generate() for answers")
-        hidden = self.llm.get_decoder()(
-            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask
-        ).last_hidden_state  # [b, L, H]
+        decoder = self.llm.get_decoder()
+        # Flash-attention kernels take no custom mask; they get the plain padded pass.
+        if return_logits or self.llm.config._attn_implementation not in ("sdpa", "eager"):
+            hidden = decoder(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                             use_cache=False).last_hidden_state  # [b, L, H]
+            targets = _next_tokens(batch.labels)  # [b, L]
+        else:
+            hidden, targets = self._packed(batch, decoder)  # [r, C, H], [r, C]
         head = self.llm.get_output_embeddings()
-        targets = batch.labels[:, 1:]  # [b, L-1]: position t predicts token t+1
         supervised = targets != IGNORE_INDEX
-        logits = head(hidden[:, :-1][supervised]).float()  # [n, V]
+        logits = head(hidden[supervised]).float()  # [n, V]
         wanted = targets[supervised]  # [n]
         loss = nn.functional.cross_entropy(logits, wanted)
         return ForwardOutput(
@@ -338,6 +355,59 @@ class SpeechLLM(nn.Module):
             tokens=int(wanted.numel()),
             logits=head(hidden) if return_logits else None,
         )
+
+    def _packed(self, batch: TokenBatch, decoder: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states and next-token targets of the batch after its shared prefix, rows packed end to end.
+
+        Each row keeps its positions from the end of the shared prefix up to the one that predicts its last
+        supervised token (the positions after it predict nothing). Rows are placed first-fit, longest first,
+        into packed rows (see :func:`_pack`); each attends to the prefix and, causally, to itself only, at
+        the positions it has unpacked.
+
+        Returns:
+            Hidden states ``[r, C, H]`` and the token each position predicts ``[r, C]`` (``IGNORE_INDEX``
+            where unsupervised) of the ``r <= b`` packed rows.
+        """
+        skip = len(batch.shared_prefix) if self.reuse_prefix else 0
+        embeds = batch.inputs_embeds[:, skip:]  # [b, L', H]
+        targets = _next_tokens(batch.labels)[:, skip:]  # [b, L']
+        b, width = targets.shape
+        supervised = targets != IGNORE_INDEX
+        last = (supervised * torch.arange(1, width + 1, device=targets.device)).amax(1)  # [b]: 1 + last predicting position
+        real = batch.attention_mask[:, skip:].sum(1)  # right padding: the first real[i] positions are tokens
+        lengths = torch.where(supervised.any(1), last, real).tolist()
+        capacity, rows = _pack(lengths)
+        device = embeds.device
+        index = torch.zeros(len(rows), capacity, dtype=torch.long)  # into the flattened [b * L'] positions
+        segment = torch.full((len(rows), capacity), -1, dtype=torch.long)
+        positions = torch.zeros(len(rows), capacity, dtype=torch.long)
+        for r, members in enumerate(rows):
+            filled = 0
+            for i in members:
+                n = lengths[i]
+                index[r, filled : filled + n] = torch.arange(i * width, i * width + n)
+                segment[r, filled : filled + n] = i
+                positions[r, filled : filled + n] = torch.arange(skip, skip + n)
+                filled += n
+        valid = segment >= 0  # [r, C]
+        same = segment[:, :, None] == segment[:, None, :]  # [r, C, C]
+        causal = torch.ones(capacity, capacity, dtype=torch.bool).tril()
+        # Padding positions attend to themselves, never to others; nothing attends to them.
+        attend = (same & causal & valid[:, None, :]) | torch.eye(capacity, dtype=torch.bool)
+        prefix = torch.ones(len(rows), capacity, skip, dtype=torch.bool)
+        mask = torch.cat([prefix, attend], dim=2)[:, None].to(device)  # [r, 1, C, skip + C]: True attends
+        if self.llm.config._attn_implementation == "eager":  # eager attention adds its mask to the scores
+            mask = torch.zeros(mask.shape, dtype=embeds.dtype, device=device).masked_fill(~mask, torch.finfo(embeds.dtype).min)
+        flat_index = index.to(device)
+        packed = embeds.reshape(b * width, -1)[flat_index]  # [r, C, H]
+        packed_targets = targets.reshape(-1)[flat_index].masked_fill(~valid.to(device), IGNORE_INDEX)
+        past = {}
+        if skip:
+            past = {cache_keyword(decoder): self.prefix_states.cache_for(batch.shared_prefix, len(rows), packed)}
+        hidden = decoder(
+            inputs_embeds=packed, attention_mask=mask, position_ids=positions.to(device), use_cache=bool(skip), **past
+        ).last_hidden_state  # [r, C, H]
+        return hidden, packed_targets
 
     def prepare(
         self,
@@ -630,3 +700,52 @@ def _read_weights(file: Path) -> dict[str, torch.Tensor]:
         return load_file(file)
     state = torch.load(file, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
     return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def shared_prefix(chats: Sequence[RenderedChat]) -> tuple[int, ...]:
+    """The longest token prefix that every chat opens with, holding no audio and predicting no supervised token."""
+    heads = []
+    for chat in chats:
+        end = len(chat.input_ids) - 1  # a pass needs at least one position of its own
+        if chat.audio_spans:
+            end = min(end, min(span.start for span in chat.audio_spans))
+        if chat.labels is not None:
+            supervised = next((i for i, label in enumerate(chat.labels) if label != IGNORE_INDEX), end + 1)
+            end = min(end, supervised - 1)  # position i predicts token i + 1
+        heads.append(list(chat.input_ids[: max(end, 0)]))
+    return tuple(os.path.commonprefix(heads))  # element-wise on lists
+
+
+def _next_tokens(labels: torch.Tensor) -> torch.Tensor:
+    """``[b, L]`` labels -> ``[b, L]`` the token each position predicts (the next label; none for the last)."""
+    return nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+
+
+def _pack(lengths: Sequence[int]) -> tuple[int, list[list[int]]]:
+    """Packed-row length and rows: of 1 to 2 times the longest sequence, the length needing fewest positions.
+
+    Rows as long as the longest sequence leave every sequence longer than half of it alone in its row; a
+    little more room pairs them. Ties go to the shorter rows, since attention grows with row length.
+    """
+    longest = max(lengths)
+    best: tuple[int, list[list[int]]] | None = None
+    for capacity in sorted({int(longest * factor) for factor in (1, 1.25, 1.5, 1.75, 2)}):
+        rows = _first_fit(lengths, capacity)
+        if best is None or len(rows) * capacity < len(best[1]) * best[0]:
+            best = (capacity, rows)
+    return best
+
+
+def _first_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Bin packing, first fit in decreasing length: the rows placed in each packed row of ``capacity``."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        fits = next((r for r, free in enumerate(room) if lengths[i] <= free), None)
+        if fits is None:
+            rows.append([])
+            room.append(capacity)
+            fits = len(rows) - 1
+        rows[fits].append(i)
+        room[fits] -= lengths[i]
+    return rows

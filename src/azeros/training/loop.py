@@ -167,6 +167,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
     model.train()  # projectors only: SpeechLLM keeps the frozen LLM and encoders in eval mode
     sharded = recipe.run.shard_llm and dist.world_size > 1
     if sharded:
+        model.reuse_prefix = False  # prefix states computed on first sight would put the processes out of lockstep
         layers = dist.shard_decoder_layers(model.llm)
         if dist.main:
             print(f"FSDP: {layers} decoder layers of the frozen LLM sharded over {dist.world_size} processes", file=sys.stderr)

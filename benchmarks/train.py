@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/train.py [--utterances 48] [--batch 8] [--steps 6]
 
 Data: espeak-ng/flite speech from ``azeros corpus`` with fixed assistant-style responses of varied length,
-written as a generated SIFT_s manifest. Model: SmolLM2-135M-Instruct (frozen) + Whisper tiny.en (CTranslate2,
+written as a generated SIFT_s manifest; or, with ``--targets``, the first cuts of a manifest that
+``azeros generate`` wrote (e.g. the embedded default's own SIFT_s targets: answers up to 128 tokens). Model: SmolLM2-135M-Instruct (frozen) + Whisper tiny.en (CTranslate2,
 frozen) + a trainable projector, fp32 on CPU.
 
 * naive: batches of ``--batch`` in input order, the encoder runs on every step, fp32, and the loss computed
@@ -25,6 +26,7 @@ skipping work alone gives at equal FLOP/s. The machine's fp32 matmul peak is mea
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -114,13 +116,20 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--max-tokens-per-forward", type=int, default=1024,
                         help="ours: micro-batches of similar length up to this many padded tokens")
+    parser.add_argument("--targets", default=None, help="a generated manifest to train on instead of fixed responses")
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="azeros-train-bench-"))
     torch.manual_seed(0)
 
-    corpus = build_synthetic_corpus(work / "corpus", num_utterances=max(80, args.utterances * 10 // 7), seed=0)
-    manifest = write_targets(corpus["train"], work / "sift_s_0.jsonl.gz", args.utterances)
+    if args.targets:
+        manifest = work / "sift_s_0.jsonl.gz"
+        with ManifestWriter(manifest) as writer:
+            for cut in itertools.islice(read_cuts(args.targets), args.utterances):
+                writer.write(cut)
+    else:
+        corpus = build_synthetic_corpus(work / "corpus", num_utterances=max(80, args.utterances * 10 // 7), seed=0)
+        manifest = write_targets(corpus["train"], work / "sift_s_0.jsonl.gz", args.utterances)
     recipe_file = work / "recipe.yaml"
     recipe_file.write_text(yaml.safe_dump({
         "output_dir": str(work / "ours"), "seed": 0,

@@ -226,3 +226,17 @@ def test_packed_pass_after_the_shared_prefix_equals_the_padded_pass(tokenizer, f
         assert 0 < len(prefix) <= first_audio and tuple(rendered.input_ids[: len(prefix)]) == prefix
     # different system turns share only the template's opening; the states are kept per prefix
     assert len(prefix) < first_audio and len(model.prefix_states) == 2
+
+
+def test_question_mode_lays_out_audio_before_text(tokenizer):
+    model = tiny_speech_llm(tokenizer, paralinguistic=True)
+    model.config.chat_mode, model.config.question_mode = "sift_s", "sit_sp"
+    rebuilt = SpeechLLM(model.config, llm=model.llm, tokenizer=tokenizer, encoders=dict(model.encoders), verbose=False)
+
+    def encoders_heard(text):
+        chat = rebuilt.render(rebuilt.conversation(text), [16000])
+        return {span.encoder for span in chat.audio_spans}
+
+    assert encoders_heard(None) == {"semantic"}  # SIFT_s: the transcript slot only
+    assert encoders_heard("Is the speaker male or female?") == {"semantic", "paralinguistic"}  # SIT_sp's layout
+    assert rebuilt.generate([(noise(1.0), 16000)] * 2, [None, "Who speaks?"], max_new_tokens=3)  # both render and run

@@ -29,10 +29,11 @@ import yaml
 from azeros.data import DatasetSpec, read_cuts
 from azeros.data.corpus import build_synthetic_corpus
 from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
+from azeros.text import get_mode
 from azeros.training import load_recipe, train
 from azeros.training.recipe import apply_override
 
-__all__ = ["ablation_models", "pick_sp_mode", "run_pipeline"]
+__all__ = ["ablation_models", "answer_modes", "pick_sp_mode", "run_pipeline"]
 
 _SPLITS = ("train", "dev")
 
@@ -48,6 +49,18 @@ def pick_sp_mode(report_shortfalls: dict[str, list[str]], sift: str = "sift_sp",
 
 def _manifest(out: Path, split: str, mode: str) -> str:
     return str(output_paths(out / "targets", split, mode, 0)[0])
+
+
+def answer_modes(sp_mode: str) -> dict[str, str]:
+    """The final model's inference contexts: the ones its stage-2 targets were written in.
+
+    With a SIFT sp mode, the sp layout without instruction was trained: it is the context for everything.
+    With a SIT sp mode, the sp layout was only ever followed by an instruction; without text the trained
+    context is SIFT_s's.
+    """
+    if get_mode(sp_mode).instruction is None:
+        return {"chat_mode": sp_mode}
+    return {"chat_mode": "sift_s", "question_mode": sp_mode}
 
 
 def _stage_recipe(out: Path, name: str, tree: dict[str, Any], train: list[dict[str, Any]], valid: list[str]) -> Path:
@@ -126,7 +139,7 @@ def _build(tree: dict[str, Any]) -> _Built:
 
     _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {sp_mode}, stage 1 frozen")
     stage2_tree = copy.deepcopy(tree["stage2"])
-    stage2_tree.setdefault("model", {})["init_from"] = str(stage1_model)
+    stage2_tree.setdefault("model", {}).update(init_from=str(stage1_model), **answer_modes(sp_mode))
     stage2 = _stage_recipe(
         out, "stage2", stage2_tree,
         [{"manifest": _manifest(out, "train", mode)} for mode in modes],

@@ -51,6 +51,7 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     config = SpeechLLMConfig(
         llm=section.llm, encoders=[EncoderSpec(**spec) for spec in section.encoders],
         projector_stack=section.projector_stack, projector_hidden=section.projector_hidden, dtype=section.dtype,
+        chat_mode=section.chat_mode, question_mode=section.question_mode,
     )
     model = SpeechLLM(config, verbose=verbose)
     torch.manual_seed(seed)

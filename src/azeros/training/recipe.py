@@ -57,6 +57,8 @@ class ModelSection:
         init_from: a model folder or weights file to load projectors from (stage 2: the stage-1 export).
         init_roles: which projectors must load from ``init_from``, completely, or the run does not start.
         train_roles: which projectors train; every other projector is frozen and must be in ``init_roles``.
+        chat_mode: the exported model's inference context (see :class:`azeros.models.SpeechLLMConfig`).
+        question_mode: its audio layout before the user's text, if not ``chat_mode``'s.
     """
 
     llm: str = "smollm2-135m-instruct"
@@ -69,6 +71,8 @@ class ModelSection:
     init_from: str | None = None
     init_roles: list[str] = field(default_factory=list)
     train_roles: list[str] = field(default_factory=lambda: ["semantic"])
+    chat_mode: str | None = None
+    question_mode: str | None = None
 
 
 @dataclass

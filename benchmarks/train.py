@@ -1,11 +1,12 @@
 """Training throughput on the embedded default: a naive loop vs azeros's, in one run.
 
-    .venv/bin/python benchmarks/train.py [--utterances 48] [--batch 8] [--steps 6]
+    .venv/bin/python benchmarks/train.py [--utterances 96] [--batch 8] [--steps 10] [--targets MANIFEST]
 
 Data: espeak-ng/flite speech from ``azeros corpus`` with fixed assistant-style responses of varied length,
 written as a generated SIFT_s manifest; or, with ``--targets``, the first cuts of a manifest that
-``azeros generate`` wrote (e.g. the embedded default's own SIFT_s targets: answers up to 128 tokens). Model: SmolLM2-135M-Instruct (frozen) + Whisper tiny.en (CTranslate2,
-frozen) + a trainable projector, fp32 on CPU.
+``azeros generate`` wrote (e.g. the embedded default's own SIFT_s targets: answers up to 128 tokens).
+Model: SmolLM2-135M-Instruct (frozen) + Whisper tiny.en (CTranslate2, frozen) + a trainable projector,
+fp32 on CPU.
 
 * naive: batches of ``--batch`` in input order, the encoder runs on every step, fp32, and the loss computed
   the way the reference implementation does (transformers' ``labels=``: logits and cross-entropy at every
@@ -41,9 +42,8 @@ from azeros.data import ManifestWriter, Target, Utterance, read_cuts, with_targe
 from azeros.data.assistant_texts import assistant_texts
 from azeros.data.corpus import build_synthetic_corpus
 from azeros.models.speech_llm import shared_prefix
-from azeros.text import get_mode, target_messages
+from azeros.text import IGNORE_INDEX, get_mode, target_messages
 from azeros.training import build_model, fill_cache, load_recipe, train
-from azeros.text import IGNORE_INDEX
 from azeros.training.data import load_items, make_batch, manifest_cuts, render_item
 
 

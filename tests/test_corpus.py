@@ -9,7 +9,7 @@ from lhotse import CutSet
 
 from azeros.audio import load_audio
 from azeros.cli import main
-from azeros.data.corpus import SPLIT_VOICES, plan_corpus, real_recordings_manifest
+from azeros.data.corpus import HELD_OUT_ENGINE_VOICES, SPLIT_VOICES, plan_corpus, real_recordings_manifest
 
 
 def test_test_split_shares_no_text_and_no_voice_with_training():
@@ -18,14 +18,30 @@ def test_test_split_shares_no_text_and_no_voice_with_training():
     assert sum(len(t) for t in texts.values()) == 2000  # every text spoken once
     assert not texts["test"] & (texts["train"] | texts["dev"])
     assert not texts["dev"] & texts["train"]
-    voices = {split: {(u.setting.engine, u.setting.voice) for u in plan if u.split == split} for split in texts}
+    voices = {split: {(u.setting.engine, u.setting.voice, u.setting.accent) for u in plan if u.split == split}
+              for split in texts}
     assert not voices["test"] & voices["train"]
-    assert voices["train"] == set(SPLIT_VOICES["train"])
+    assert voices["train"] <= set(SPLIT_VOICES["train"]) and len(voices["train"]) > 100
+    speakers = {split: {(u.setting.engine, u.setting.voice) for u in plan if u.split == split} for split in texts}
+    assert not speakers["test"] & speakers["train"]  # a held-out speaker is never heard, in any accent
     counts = Counter(u.split for u in plan)
     assert counts["test"] > 150 and counts["train"] > 1500
     for split in texts:  # every split has both genders and every emotion
         assert {u.setting.gender for u in plan if u.split == split} == {"female", "male"}
         assert {u.emotion for u in plan if u.split == split} == {"neutral", "happy", "sad", "angry"}
+
+
+def test_evaluation_voices_and_texts_are_never_in_training():
+    from azeros.data.assistant_texts import assistant_texts, vocabulary
+    from azeros.data.heldout import HELD_OUT_TEXTS
+    from azeros.text import normalize_text
+
+    texts = assistant_texts(12000)
+    assert len(set(texts)) == 12000 and len(vocabulary(texts)) > 2000
+    assert not {normalize_text(t) for t in texts} & {normalize_text(t) for t in HELD_OUT_TEXTS}
+    trained = {(engine, voice) for engine, voice, _ in SPLIT_VOICES["train"]}
+    assert not trained & {(engine, voice) for engine, voice, _ in HELD_OUT_ENGINE_VOICES}
+    assert {"festival", "piper"} <= {engine for engine, _, _ in HELD_OUT_ENGINE_VOICES} - {e for e, _ in trained}
 
 
 def test_synthesis_is_reproducible_to_the_byte(tmp_path):
@@ -64,3 +80,13 @@ def test_the_real_recordings_manifest(tmp_path):
     assert texts["real-cards-001"] == "ten of clubs"
     assert texts["real-raw-goforward"] == "go forward ten meters"
     assert all(t and "<s>" not in t for t in texts.values())
+
+
+def test_every_held_out_engine_speaks_deterministically():
+    from azeros.audio.synth import VoiceSetting, synthesize
+
+    for engine, voice, accent in HELD_OUT_ENGINE_VOICES[:4]:  # festival x2, piper, flite
+        setting = VoiceSetting(engine, voice, accent=accent)
+        first, again = synthesize("what is two plus two?", setting), synthesize("what is two plus two?", setting)
+        assert (first == again).all(), setting
+        assert 0.5 < first.size / 16000 < 4.0 and float(abs(first).max()) > 0.05, setting

@@ -28,13 +28,14 @@ from lhotse.cut import MonoCut
 from tqdm import tqdm
 
 from azeros.audio import SAMPLE_RATE, load_audio
-from azeros.audio.synth import VoiceSetting, synthesize
+from azeros.audio.synth import ENGINE_VOICES, VoiceSetting, synthesize
 from azeros.data.assistant_texts import assistant_texts
 from azeros.text import speaker_meta
 
 __all__ = [
     "AGE_PROSODY",
     "EMOTION_PROSODY",
+    "HELD_OUT_ENGINE_VOICES",
     "SPLIT_VOICES",
     "Utterance",
     "build_synthetic_corpus",
@@ -53,13 +54,28 @@ EMOTION_PROSODY = {
 AGE_PROSODY = {"teenager": (1.2, 1.1), "young adult": (1.0, 1.0), "senior": (0.85, 0.85)}
 _OLD_VOICES = {"grandma", "grandpa"}
 
-# (engine, voice) per split; the test voices are never heard in training
-SPLIT_VOICES: dict[str, list[tuple[str, str]]] = {
-    "train": [("espeak-ng", v) for v in ("f1", "f2", "f3", "f5", "m1", "m2", "m4", "m5", "m6", "grandpa")]
-    + [("flite", v) for v in ("slt", "rms", "awb")],
-    "test": [("espeak-ng", v) for v in ("f4", "grandma", "m3", "m7")] + [("flite", "kal")],
+# Voices never used in training, kept out for ever: the evaluation speaks with them. Whole engines
+# (festival, piper), an accent (en-gb-x-rp) and some speakers of the training engines.
+_HELD_OUT_ESPEAK = ("f4", "grandma", "belinda", "linda", "steph3", "m3", "m7", "m8", "Hugo", "miguel", "travis")
+_TRAIN_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-gbclan")
+# (engine, voice, accent) per split. The test split needs controllable prosody (its labels include
+# emotion), so it holds the held-out espeak-ng and flite voices; festival and piper speak only the
+# evaluation's held-out questions (:data:`HELD_OUT_ENGINE_VOICES`).
+SPLIT_VOICES: dict[str, list[tuple[str, str, str]]] = {
+    "train": [("espeak-ng", v, a) for v in ENGINE_VOICES["espeak-ng"] if v not in _HELD_OUT_ESPEAK
+              for a in _TRAIN_ACCENTS]
+    + [("flite", v, "en-us") for v in ("slt", "rms", "awb")],
+    "test": [("espeak-ng", v, a) for v in _HELD_OUT_ESPEAK for a in ("en-us", "en-gb-x-rp")]
+    + [("flite", "kal", "en-us")],
 }
 SPLIT_VOICES["dev"] = SPLIT_VOICES["train"]
+# The voices of the evaluation's held-out spoken questions: every held-out engine, and held-out speakers
+# of the training engines (with the held-out accent).
+HELD_OUT_ENGINE_VOICES: list[tuple[str, str, str]] = [
+    ("festival", "kal_diphone", "en-us"), ("festival", "ked_diphone", "en-us"), ("piper", "en_US-joe-medium", "en-us"),
+    ("flite", "kal", "en-us"), ("espeak-ng", "f4", "en-us"), ("espeak-ng", "travis", "en-gb-x-rp"),
+    ("espeak-ng", "linda", "en-gb-x-rp"), ("espeak-ng", "m7", "en-us"),
+]
 
 
 @dataclass(frozen=True)
@@ -98,13 +114,13 @@ def plan_corpus(num_utterances: int, seed: int = 0) -> list[Utterance]:
     plan = []
     for index, text in enumerate(assistant_texts(num_utterances, seed)):
         split = _text_split(text)
-        engine, voice = rng.choice(SPLIT_VOICES[split])
+        engine, voice, accent = rng.choice(SPLIT_VOICES[split])
         emotion = rng.choice(sorted(EMOTION_PROSODY))
         age = "senior" if voice in _OLD_VOICES else rng.choice(sorted(AGE_PROSODY))
         pitch, pitch_range, rate, volume = EMOTION_PROSODY[emotion]
         age_pitch, age_rate = AGE_PROSODY[age]
         setting = VoiceSetting(
-            engine, voice, round(pitch * age_pitch, 3), pitch_range, round(rate * age_rate, 3), volume
+            engine, voice, round(pitch * age_pitch, 3), pitch_range, round(rate * age_rate, 3), volume, accent
         )
         plan.append(Utterance(f"synth-{split}-{index:05d}", split, text, setting, age, emotion))
     return plan
@@ -119,7 +135,7 @@ def _cut(utterance: Utterance, wav: Path) -> MonoCut:
         duration=recording.duration,
         text=utterance.text,
         language="en",
-        speaker=f"{utterance.setting.engine}-{utterance.setting.voice}",
+        speaker=utterance.setting.speaker,
         gender=utterance.setting.gender,
         custom={"age_group": utterance.age_group, "emotion": utterance.emotion,
                 "voice_setting": utterance.setting.to_dict()},

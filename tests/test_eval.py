@@ -27,7 +27,11 @@ from azeros.eval import (
     shuffled_options,
     text_host,
 )
-from azeros.eval.tasks import FACTS, SpokenQATask
+from azeros.data.heldout import FACTS
+from azeros.eval.metrics import content_word_recall
+from azeros.eval.systems import System
+from azeros.eval.task import Task
+from azeros.eval.tasks import SpokenQATask
 from azeros.inference import Answer
 from tests.conftest import tiny_speech_llm
 
@@ -152,7 +156,7 @@ def mini(tmp_path_factory):
 
 def test_mini_tasks_hold_held_out_items_with_references(mini):
     items = {task.name: task.items() for task in mini}
-    assert [len(items[name]) for name in items] == [2, 3, 5, 6, 13, 19]
+    assert [len(items[name]) for name in items] == [2, 10, 5, 6, 13, 19]
     assert all("synth-test-" in item.id for name in ("open_ended", "instructions", "paralinguistic")
                for item in items[name])  # held-out voices and texts only
     gender = next(i for i in items["paralinguistic"] if i.subtask == "gender")
@@ -232,3 +236,46 @@ def test_compare_names_missing_training_data_instead_of_training_on_nothing(tmp_
     with pytest.raises(SystemExit, match="absent.jsonl.gz"):
         _trained_model(str(recipe))
     assert _trained_model(str(tmp_path / "model")) == str(tmp_path / "model")  # a folder is taken as it is
+
+
+def test_content_word_recall_scores_what_was_said_back():
+    said = "the red car is parked outside the bakery"
+    assert content_word_recall("The red car is parked outside the bakery.", said) == 1.0
+    assert content_word_recall("A red car? I parked mine at home.", said) == 0.6  # red, car, parked of 5
+    assert content_word_recall("I am sorry, I cannot help.", said) == 0.0
+    assert content_word_recall("ten of clubs", "the 10 of clubs") == 1.0  # numbers compare as numbers
+
+
+class _Scripted(System):
+    """Answers each item with a fixed text."""
+
+    def __init__(self, name: str, answers: dict[str, str]) -> None:
+        self.name, self.answers = name, answers
+
+    def answer(self, items, max_new_tokens):
+        return [Answer(self.answers[item.id], "stop", []) for item in items]
+
+    def cross_entropy(self, items, answers):
+        raise NotImplementedError
+
+
+class _Facts(Task):
+    name, group, metric, max_new_tokens = "facts", "qa", "accuracy", 8
+
+    def items(self):
+        return [EvalItem(f"facts/q/{i}", "facts", "q", "x.wav", f"question {i}", reference={"answer": "yes"})
+                for i in range(4)]
+
+    def score(self, item, answer):
+        return {"score": float(answer == "yes")}
+
+
+def test_accuracy_is_also_reported_relative_to_what_the_text_system_gets_right(tmp_path):
+    text = _Scripted("text", {"facts/q/0": "yes", "facts/q/1": "yes", "facts/q/2": "no", "facts/q/3": "no"})
+    speech = _Scripted("speech", {"facts/q/0": "yes", "facts/q/1": "no", "facts/q/2": "yes", "facts/q/3": "no"})
+    result = run_benchmark([text, speech], [_Facts()], tmp_path, progress=False)
+    entry = result.summary["systems"]["speech"]["facts"]["q"]
+    assert entry["value"] == 0.5  # raw: q0 and q2
+    assert entry["relative"] == 0.5 and entry["n_relative"] == 2  # of q0 and q1, only q0
+    assert result.summary["systems"]["text"]["facts"]["q"]["relative"] == 1.0
+    assert "| speech | 50.0 | 50.0 |" in result.table and "relative to `text`" in result.table

@@ -1,10 +1,11 @@
 """``make demo``: talk to the shipped AZEROS model, then watch the whole pipeline build one from scratch.
 
 (a) The shipped model (``models/azeros-mini``: SmolLM2-135M-Instruct frozen, Whisper tiny.en and GE2E
-    frozen, two small projectors trained here on CPU) answers spoken prompts it never heard, by voices it
-    never heard; beside each answer, what the same frozen LLM answers when it reads the transcript. Then it
-    is asked the speaker's gender and emotion on held-out voices, and the accuracy is printed beside that of
-    the frozen LLM reading the labels as text (the most the speech model can learn from it).
+    frozen, two small projectors trained here on CPU) answers spoken questions it never heard, by voices
+    and engines it never heard; beside each answer, what the same frozen LLM answers when it reads the
+    words. Then its held-out figures: spoken-QA accuracy beside the text-only LLM's on the same items (and
+    relative to it), content-word recall when asked to repeat real recordings, and the speaker's gender and
+    emotion beside the frozen LLM reading the labels as text (the most the speech model can learn from it).
 (b) The same pipeline runs fresh on a small slice: synthesize -> self-elicit check -> generate targets ->
     train both stages for a few steps -> answer.
 (c) What to run next.
@@ -13,14 +14,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from azeros.audio.synth import synthesize
-from azeros.data.corpus import Utterance, plan_corpus
+from azeros.data.corpus import Utterance, plan_corpus, real_recordings_manifest
+from azeros.eval import build_systems, run_benchmark
 from azeros.eval.metrics import parse_choice
+from azeros.eval.tasks import RealChecksTask, SpokenQATask
 from azeros.models import SpeechLLM
 from azeros.pipeline import run_pipeline
 from azeros.text import normalize_text, oracle_text
@@ -29,6 +33,7 @@ __all__ = ["main"]
 
 SHIPPED = Path("models/azeros-mini")
 SLICE_DIR = Path("exp/demo-slice")
+HELD_OUT_DIR = Path("exp/demo-held-out")
 GENDER_QUESTION = "Is the speaker male or female? Answer with one word."
 EMOTIONS = ["neutral", "happy", "sad", "angry"]
 EMOTION_QUESTION = "Does the speaker sound neutral, happy, sad or angry? Answer with one word."
@@ -82,14 +87,32 @@ def label_accuracy(model: SpeechLLM, utterances: list[Utterance], question: str,
     return right / len(utterances)
 
 
+def held_out_figures(count: int) -> SpeechLLM:
+    """Held-out spoken QA and real-recording repeats: the shipped model beside the text-only LLM."""
+    systems, _ = build_systems(["text", f"azeros-mini={SHIPPED}"])
+    tasks = [SpokenQATask(HELD_OUT_DIR / "spoken_qa", voices_per_question=1),
+             RealChecksTask(real_recordings_manifest(HELD_OUT_DIR / "real"))]
+    result = run_benchmark(systems, tasks, HELD_OUT_DIR / "results", batch_size=16)
+    answers = {name: [json.loads(line) for line in (result.out_dir / name / "items.jsonl").open()]
+               for name in ("text", "azeros-mini")}
+    shown = [i for i, item in enumerate(answers["text"]) if item["subtask"] != "repeat"][::9][:count]
+    for i in shown:
+        print(f"\nheard ({Path(answers['text'][i]['audio']).stem}): {answers['text'][i]['transcript']}")
+        print(f"  speech-LLM : {answers['azeros-mini'][i]['answer'].strip()}")
+        print(f"  text-LLM   : {answers['text'][i]['answer'].strip()}")
+    print("\nheld-out spoken questions (texts in no training split; festival, piper and held-out espeak-ng/flite "
+          "voices) and the 13 real recordings:\n")
+    print(result.table)
+    return systems[1].model
+
+
 def part_a(count: int) -> None:
-    _title("(a) the shipped model answers spoken prompts it never heard, by voices it never heard")
+    _title("(a) the shipped model answers spoken questions it never heard, by voices and engines it never heard")
     if not (SHIPPED / "model.safetensors").is_file():
         print(f"{SHIPPED} is missing: build it with `azeros pipeline recipes/mini.yaml`.")
         return
-    model = SpeechLLM.from_pretrained(SHIPPED)
+    model = held_out_figures(count)
     utterances = held_out(40)
-    show_answers(model, utterances[:count])
     for name, question, options, truth, chance in (
         ("gender", GENDER_QUESTION, ["male", "female"], [u.setting.gender for u in utterances], "50%"),
         ("emotion", EMOTION_QUESTION, EMOTIONS, [u.emotion for u in utterances], "25%"),

@@ -20,6 +20,7 @@ __all__ = [
     "check_rule",
     "choice_prompt",
     "contains_phrase",
+    "content_word_recall",
     "last_number",
     "parse_choice",
     "shuffled_options",
@@ -98,6 +99,25 @@ def contains_phrase(text: str, phrase: str) -> bool:
     if not needle:
         return False
     return any(words[i : i + len(needle)] == needle for i in range(len(words) - len(needle) + 1))
+
+
+# Function words that carry no content: a repeat is scored on the rest.
+_FUNCTION_WORDS = frozenset("""a an the and or but of to in on at for from with by as is are was were be been
+    am i you he she it we they me him her us them my your his its our their this that these those there here
+    do does did have has had will would can could shall should may might must not no so than then too very
+    just what which who whom whose when where why how all any some each every after me please""".split())
+
+
+def content_word_recall(answer: str, said: str) -> float:
+    """The share of the distinct content words of ``said`` that ``answer`` contains (0.0 when none).
+
+    Content words are the words outside a short list of function words; digits and number words
+    compare equal (:func:`answer_words`).
+    """
+    wanted = {w for w in answer_words(said) if w not in _FUNCTION_WORDS}
+    if not wanted:
+        return 0.0
+    return len(wanted & set(answer_words(answer))) / len(wanted)
 
 
 def last_number(text: str) -> float | None:

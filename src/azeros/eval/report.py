@@ -36,6 +36,25 @@ def _rows(summary: Mapping[str, Any], columns: list[tuple[str, str, str]]) -> di
     return rows
 
 
+def _relative_lines(summary: Mapping[str, Any], columns: list[tuple[str, str, str]]) -> list[str]:
+    """Rows of the scores relative to ``summary["relative_to"]``, for the columns that have them."""
+    systems = summary["systems"]
+    baseline = summary.get("relative_to")
+    picked = [(t, s) for t, s, metric in columns if metric == "accuracy"
+              and all("relative" in systems[name][t][s] for name in systems)]
+    if baseline is None or not picked:
+        return []
+    counts = [systems[baseline][t][s]["n_relative"] for t, s in picked]
+    lines = ["", f"relative to `{baseline}`: % of the items `{baseline}` gets right (n = {', '.join(map(str, counts))})",
+             "", "| system | " + " | ".join(f"{s} (rel. %)" for _, s in picked) + " | avg (rel. %) |",
+             "|---" * (len(picked) + 2) + "|"]
+    for name, tasks in systems.items():
+        values = [tasks[t][s]["relative"] for t, s in picked]
+        cells = [f"{100 * v:.1f}" for v in values] + [f"{100 * sum(values) / len(values):.1f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown_tables(summary: Mapping[str, Any]) -> str:
     """One markdown table per group, with the mean accuracy of groups that have several accuracy columns."""
     sections = []
@@ -51,7 +70,7 @@ def markdown_tables(summary: Mapping[str, Any]) -> str:
         for system, values in _rows(summary, columns).items():
             cells = [_SHOW[metric][1](value) for value, (*_, metric) in zip(values, shown, strict=True)]
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
-        sections.append("\n".join(lines))
+        sections.append("\n".join(lines + _relative_lines(summary, columns)))
     return "\n\n".join(sections) + "\n"
 
 

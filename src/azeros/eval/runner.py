@@ -8,6 +8,10 @@ answers from the oracle transcript, and each system's score is the per-token cro
 answer under the system's own input (lower is better; the reference's own value is the floor). When a
 judge is configured, each system's own answer is also judged (1-5).
 
+Scored items (``accuracy`` tasks) are also reported relative to the ``text`` system when it runs: a
+system's mean score on the items that ``text`` answers right (score 1). That separates what a speech
+model fails to hear from what its LLM cannot answer even when it reads the words.
+
 Output layout::
 
     OUT/reference.jsonl          the reference system's answers to the open-ended items
@@ -113,6 +117,20 @@ def _summarize(task: Task, records: Sequence[dict[str, Any]]) -> dict[str, dict[
     return out
 
 
+def _add_relative(results: dict[str, dict[str, Any]], records: Mapping[str, Sequence[dict[str, Any]]],
+                  tasks: Sequence[Task], relative_to: str) -> None:
+    """Add ``relative`` and ``n_relative`` to every accuracy entry: the mean score on the items ``relative_to`` gets right."""
+    right = {r["id"] for r in records[relative_to] if r.get("score") == 1.0}
+    accuracy_tasks = {task.name for task in tasks if task.metric == "accuracy"}
+    for system, rows in records.items():
+        by_subtask: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for row in rows:
+            if row["task"] in accuracy_tasks and row["id"] in right:
+                by_subtask[row["task"], row["subtask"]].append(row["score"])
+        for (task, subtask), scores in by_subtask.items():
+            results[system][task][subtask].update(relative=round(sum(scores) / len(scores), 4), n_relative=len(scores))
+
+
 def _item_record(item: EvalItem) -> dict[str, Any]:
     return {"id": item.id, "task": item.task, "subtask": item.subtask, "audio": item.audio,
             "transcript": item.transcript, "instruction": item.instruction, "reference": dict(item.reference)}
@@ -176,6 +194,7 @@ def run_benchmark(
         seconds["reference"] = round(time.perf_counter() - start, 1)
 
     results: dict[str, dict[str, Any]] = {}
+    all_records: dict[str, list[dict[str, Any]]] = {}
     for system in systems:
         start = time.perf_counter()
         system_records: list[dict[str, Any]] = []
@@ -194,13 +213,18 @@ def run_benchmark(
                 results[system.name][task.name] = _summarize(task, records)
                 system_records.extend(records)
         _write_jsonl(out / system.name / "items.jsonl", system_records)
+        all_records[system.name] = system_records
         seconds[system.name] = round(time.perf_counter() - start, 1)
+    relative_to = "text" if "text" in all_records else None
+    if relative_to is not None:
+        _add_relative(results, all_records, tasks, relative_to)
 
     summary = {
         "systems": results,
         "tasks": {t.name: {"group": t.group, "metric": t.metric, "n": len(task_items[t.name]),
                            "max_new_tokens": limits[t.name]} for t in tasks},
         "reference": reference.name if parity_tasks and reference is not None else None,
+        "relative_to": relative_to,
         "judge": judge.describe() if judge is not None else None,
         "decoding": "greedy",
     }

@@ -4,12 +4,9 @@ from azeros.eval.tasks.instructions import InstructionTask
 from azeros.eval.tasks.open_ended import OpenEndedTask
 from azeros.eval.tasks.paralinguistic import PARALINGUISTIC_QUESTIONS, ParalinguisticTask
 from azeros.eval.tasks.real_recordings import REAL_QUESTIONS, RealChecksTask, RealParityTask
-from azeros.eval.tasks.spoken_qa import ARITHMETIC, FACTS, MULTIPLE_CHOICE, SpokenQATask
+from azeros.eval.tasks.spoken_qa import SpokenQATask
 
 __all__ = [
-    "ARITHMETIC",
-    "FACTS",
-    "MULTIPLE_CHOICE",
     "PARALINGUISTIC_QUESTIONS",
     "REAL_QUESTIONS",
     "InstructionTask",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import soundfile as sf
 from azeros.audio import SAMPLE_RATE
 from azeros.audio.synth import VoiceSetting, synthesize
 from azeros.data import Utterance, read_cuts
-from azeros.data.corpus import SPLIT_VOICES
 from azeros.eval.task import Task
 
 __all__ = ["ManifestTask", "Recording", "manifest_recordings", "spoken_prompt"]
@@ -49,19 +47,16 @@ def manifest_recordings(manifest: str | Path, limit: int | None = None) -> list[
     return recordings
 
 
-def spoken_prompt(text: str, key: str, folder: str | Path) -> str:
-    """Speak ``text`` once with a held-out test voice (picked by a hash of ``key``); returns the wav path.
+def spoken_prompt(text: str, key: str, folder: str | Path, setting: VoiceSetting) -> str:
+    """Speak ``text`` once with ``setting`` into ``folder/{key}.wav``; returns the wav path.
 
-    The voice is one never heard in training (``SPLIT_VOICES["test"]``), at its own neutral prosody.
     An existing file is reused: synthesis is deterministic, so it holds the same samples.
     """
-    voices = SPLIT_VOICES["test"]
-    engine, voice = voices[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(voices)]
     path = Path(folder) / f"{key}.wav"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.wav")
-        sf.write(partial, synthesize(text, VoiceSetting(engine, voice)), SAMPLE_RATE, subtype="PCM_16")
+        sf.write(partial, synthesize(text, setting), SAMPLE_RATE, subtype="PCM_16")
         partial.rename(path)
     return str(path)
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from azeros.eval.metrics import RULES, check_rule, choice_prompt, last_number, parse_choice, shuffled_options
+from azeros.eval.metrics import (
+    RULES,
+    check_rule,
+    choice_prompt,
+    content_word_recall,
+    last_number,
+    parse_choice,
+    shuffled_options,
+)
 from azeros.eval.task import EvalItem, Task
 from azeros.eval.tasks._sources import Recording, manifest_recordings
 
@@ -88,7 +96,9 @@ class RealChecksTask(Task):
     def score(self, item: EvalItem, answer: str) -> dict[str, Any]:
         ref = item.reference
         if item.subtask == "repeat":
-            return {"score": float(check_rule("repeat", answer, transcript=ref["transcript"]))}
+            # content, not form: the share of content words said back (exact repeats are reported too)
+            return {"score": content_word_recall(answer, ref["transcript"]),
+                    "exact": check_rule("repeat", answer, transcript=ref["transcript"])}
         if "result" in ref:
             stated = last_number(answer)
             return {"score": float(stated == ref["result"]), "stated": stated}

@@ -1,66 +1,38 @@
-"""Spoken questions with checkable answers (VoiceBench SD-QA/OBQA/MMSU-like): facts, arithmetic, multiple choice.
+"""Spoken questions with checkable answers, read by voices and engines never heard in training.
 
-The questions are written here with their answers and spoken with held-out test voices. Scoring is by
-rule, no judge: a fact is right when the answer names an accepted answer as whole words; arithmetic when
-the last number the answer states is the result; multiple choice when the answer names exactly the
-right option (by letter or text, see :func:`azeros.eval.metrics.parse_choice`).
+The questions (:mod:`azeros.data.heldout`: facts, arithmetic, yes/no, multiple choice, repeat-after-me)
+are in no training split, and each is spoken by ``voices_per_question`` voices of
+:data:`azeros.data.corpus.HELD_OUT_ENGINE_VOICES` (festival, piper, and the held-out espeak-ng and flite
+speakers). Scoring is by rule, no judge, on the content of the answer, not its form:
+
+* facts: the answer names an accepted answer as whole words;
+* arithmetic: the last number the answer states is the result;
+* yes/no: the first yes or no the answer says is the right one;
+* choice: the answer names exactly the right option (by letter or text, :func:`~azeros.eval.metrics.parse_choice`);
+* repeat: the share of the sentence's content words the answer says (:func:`~azeros.eval.metrics.content_word_recall`).
+
+The runner reports each system's accuracy also relative to the ``text`` system on the items it gets
+right (:func:`azeros.eval.runner.run_benchmark`), so a speech model is measured against what its own LLM
+can do with the words.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from azeros.eval.metrics import contains_phrase, last_number, parse_choice
+from azeros.audio.synth import VoiceSetting
+from azeros.data.corpus import HELD_OUT_ENGINE_VOICES
+from azeros.data.heldout import ARITHMETIC, FACTS, MULTIPLE_CHOICE, REPEAT, YES_NO
+from azeros.eval.metrics import answer_words, contains_phrase, content_word_recall, last_number, parse_choice
 from azeros.eval.task import EvalItem, Task
 from azeros.eval.tasks._sources import spoken_prompt
 from azeros.text import normalize_text
 
-__all__ = ["ARITHMETIC", "FACTS", "MULTIPLE_CHOICE", "SpokenQATask"]
+__all__ = ["REPEAT_PREFIX", "SpokenQATask", "spoken_choices"]
 
-# question -> accepted answers (any one, as whole words)
-FACTS: dict[str, tuple[str, ...]] = {
-    "what is the capital of france?": ("paris",),
-    "what is the capital of japan?": ("tokyo",),
-    "what is the largest planet in our solar system?": ("jupiter",),
-    "what color is the sky on a clear day?": ("blue",),
-    "how many legs does a spider have?": ("eight", "8"),
-    "who wrote romeo and juliet?": ("shakespeare",),
-    "what is the opposite of hot?": ("cold",),
-    "what do bees make?": ("honey",),
-    "what is frozen water called?": ("ice",),
-    "which animal is known as the king of the jungle?": ("lion",),
-    "how many days are there in a week?": ("seven", "7"),
-    "what is the closest star to the earth?": ("sun",),
-}
-# question -> result
-ARITHMETIC: dict[str, float] = {
-    "what is seven plus five?": 12,
-    "what is nine minus four?": 5,
-    "what is six times three?": 18,
-    "what is twenty divided by four?": 5,
-    "what is ten plus ten?": 20,
-    "what is eight times eight?": 64,
-    "what is fifteen minus seven?": 8,
-    "what is three plus four plus two?": 9,
-    "what is one hundred minus one?": 99,
-    "what is twelve divided by three?": 4,
-}
-# question -> (options in spoken order, index of the right one)
-MULTIPLE_CHOICE: dict[str, tuple[tuple[str, ...], int]] = {
-    "which of these is a fruit?": (("apple", "chair", "river", "shoe"), 0),
-    "which animal can fly?": (("dog", "eagle", "fish", "horse"), 1),
-    "which planet do we live on?": (("mars", "venus", "earth", "saturn"), 2),
-    "which season is the coldest?": (("summer", "spring", "autumn", "winter"), 3),
-    "which of these do you use to write?": (("pencil", "pillow", "plate", "bucket"), 0),
-    "which of these animals lives in the sea?": (("camel", "shark", "tiger", "owl"), 1),
-    "what do you use to cut paper?": (("sponge", "pillow", "scissors", "towel"), 2),
-    "which of these animals is the largest?": (("mouse", "cat", "dog", "elephant"), 3),
-    "which of these is a musical instrument?": (("violin", "carrot", "hammer", "blanket"), 0),
-    "which of these is a vegetable?": (("stone", "carrot", "glass", "paper"), 1),
-    "what language do most people speak in spain?": (("french", "german", "spanish", "italian"), 2),
-    "which of these is a color?": (("table", "spoon", "cloud", "green"), 3),
-}
+REPEAT_PREFIX = "repeat after me. "  # spoken before the sentence: the whole request is in the audio
 
 
 def spoken_choices(question: str, options: tuple[str, ...]) -> str:
@@ -68,36 +40,50 @@ def spoken_choices(question: str, options: tuple[str, ...]) -> str:
     return question + " " + " ".join(f"option {chr(97 + i)}, {option}." for i, option in enumerate(options))
 
 
+def _voices(key: str, count: int) -> list[VoiceSetting]:
+    """``count`` distinct held-out voices for one question, picked by a hash of its key."""
+    start = int(hashlib.sha256(key.encode()).hexdigest(), 16)
+    picked = [HELD_OUT_ENGINE_VOICES[(start + i * 3) % len(HELD_OUT_ENGINE_VOICES)] for i in range(count)]
+    return [VoiceSetting(engine, voice, accent=accent) for engine, voice, accent in dict.fromkeys(picked)]
+
+
 class SpokenQATask(Task):
-    """Facts, arithmetic and multiple choice, spoken by held-out voices.
+    """Held-out spoken questions (facts, arithmetic, yes/no, choice, repeat) by held-out voices.
 
     Args:
         audio_dir: where the spoken questions are written (reused when already there).
         limit: at most this many questions per subtask.
+        voices_per_question: how many held-out voices speak each question (each is one item).
     """
 
     name: ClassVar[str] = "spoken_qa"
     group: ClassVar[str] = "spoken-qa"
     max_new_tokens: ClassVar[int] = 48
 
-    def __init__(self, audio_dir: str | Path, limit: int | None = None) -> None:
+    def __init__(self, audio_dir: str | Path, limit: int | None = None, voices_per_question: int = 2) -> None:
         self.audio_dir = Path(audio_dir)
         self.limit = limit
+        self.voices_per_question = voices_per_question
 
-    def _item(self, subtask: str, index: int, spoken: str, reference: dict[str, Any]) -> EvalItem:
-        key = f"{subtask}-{index:02d}"
-        return EvalItem(f"{self.name}/{subtask}/{key}", self.name, subtask,
-                        spoken_prompt(spoken, key, self.audio_dir), normalize_text(spoken), reference=reference)
+    def _items(self, subtask: str, questions: list[tuple[str, dict[str, Any]]]) -> list[EvalItem]:
+        items = []
+        for index, (spoken, reference) in enumerate(questions[: self.limit]):
+            key = f"{subtask}-{index:02d}"
+            for setting in _voices(key, self.voices_per_question):
+                audio = spoken_prompt(spoken, f"{key}-{setting.speaker}", self.audio_dir, setting)
+                items.append(EvalItem(f"{self.name}/{subtask}/{key}/{setting.speaker}", self.name, subtask, audio,
+                                      normalize_text(spoken), reference=reference))
+        return items
 
     def items(self) -> list[EvalItem]:
-        limit = self.limit
-        items = [self._item("facts", i, q, {"accepted": list(a)}) for i, (q, a) in enumerate(FACTS.items())][:limit]
-        items += [self._item("arithmetic", i, q, {"result": r}) for i, (q, r) in enumerate(ARITHMETIC.items())][:limit]
-        items += [
-            self._item("choice", i, spoken_choices(q, options), {"options": list(options), "answer": right})
-            for i, (q, (options, right)) in enumerate(MULTIPLE_CHOICE.items())
-        ][:limit]
-        return items
+        return (
+            self._items("facts", [(q, {"accepted": list(a)}) for q, a in FACTS.items()])
+            + self._items("arithmetic", [(q, {"result": r}) for q, r in ARITHMETIC.items()])
+            + self._items("yes_no", [(q, {"answer": a}) for q, a in YES_NO.items()])
+            + self._items("choice", [(spoken_choices(q, options), {"options": list(options), "answer": right})
+                                     for q, (options, right) in MULTIPLE_CHOICE.items()])
+            + self._items("repeat", [(REPEAT_PREFIX + s, {"sentence": s}) for s in REPEAT])
+        )
 
     def score(self, item: EvalItem, answer: str) -> dict[str, Any]:
         ref = item.reference
@@ -106,5 +92,10 @@ class SpokenQATask(Task):
         if item.subtask == "arithmetic":
             stated = last_number(answer)
             return {"score": float(stated == ref["result"]), "stated": stated}
+        if item.subtask == "yes_no":
+            said = next((w for w in answer_words(answer) if w in ("yes", "no")), None)
+            return {"score": float(said == ref["answer"]), "parsed": said}
+        if item.subtask == "repeat":
+            return {"score": content_word_recall(answer, ref["sentence"])}
         parsed = parse_choice(answer, ref["options"])
         return {"score": float(parsed == ref["answer"]), "parsed": parsed}

@@ -207,3 +207,15 @@ def test_sp_targets_render_their_stored_context_for_one_or_two_encoders(tiny_mod
     assert slots == ["paralinguistic", "semantic"]
     batch = make_batch(two, [item], {})
     assert batch.labels is not None
+
+
+def test_exports_mid_run_leave_the_training_bit_for_bit_unchanged(tmp_path, tiny_model_section, manifests):
+    plain = _run(tiny_recipe(tmp_path / "plain", tiny_model_section, manifests, run={"max_steps": 6}), tmp_path / "p.yaml")
+    curve = tiny_recipe(tmp_path / "curve", tiny_model_section, manifests, run={"max_steps": 6, "export_every": 2})
+    exported = _run(curve, tmp_path / "c.yaml")
+    a, b = load_file(plain / "model.safetensors"), load_file(exported / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = sorted((tmp_path / "curve" / "exports").iterdir())
+    assert [p.name for p in steps] == ["step-2", "step-4"]
+    early = SpeechLLM.from_pretrained(steps[0], verbose=False).projector_state()
+    assert not all(torch.equal(early[k], a[k]) for k in a)  # the average at step 2, not the final one

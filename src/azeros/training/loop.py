@@ -144,6 +144,17 @@ def fill_cache(recipe: TrainRecipe) -> dict[str, int]:
     return {role: len(cache.location) - before[role] for role, cache in caches.items()}
 
 
+def _export_average(model: SpeechLLM, average: ProjectorAverage, trainable: dict[str, torch.Tensor],
+                    folder: Path) -> None:
+    """Save the averaged weights as a model folder mid-run; the live weights are put back bit for bit."""
+    live = {name: p.detach().clone() for name, p in trainable.items()}
+    average.copy_to(trainable)
+    model.save_pretrained(folder)
+    with torch.no_grad():
+        for name, p in trainable.items():
+            p.copy_(live[name])
+
+
 def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
     """Run a training recipe to ``run.max_steps`` and export the model.
 
@@ -271,6 +282,8 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
                 Checkpoint.save(out / "checkpoints", step, model.projector_state(), average.state_dict(), state,
                                 keep=recipe.run.keep_checkpoints)
             dist.barrier()
+        if dist.main and recipe.run.export_every and step % recipe.run.export_every == 0 and step < recipe.run.max_steps:
+            _export_average(model, average, trainable, out / "exports" / f"step-{step}")
     progress.close()
 
     # ---- export: averaged projector weights in a folder SpeechLLM.from_pretrained loads ----

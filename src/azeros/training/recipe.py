@@ -183,6 +183,8 @@ class RunSection:
         valid_every: steps between validations (0: only at the end).
         save_every: steps between checkpoints (0: only at the end).
         keep_checkpoints: newest checkpoints kept.
+        export_every: steps between exports of the averaged weights as a loadable model folder,
+            ``{output_dir}/exports/step-{N}`` (0: only ``final``); what a learning curve is drawn from.
         progress: show a progress bar.
         shard_llm: with several processes, shard the frozen LLM's decoder layers over them (FSDP2) instead
             of holding a whole copy in each: for an LLM that does not fit one GPU.
@@ -195,6 +197,7 @@ class RunSection:
     valid_every: int = 1000
     save_every: int = 1000
     keep_checkpoints: int = 3
+    export_every: int = 0
     progress: bool = True
     shard_llm: bool = False
 

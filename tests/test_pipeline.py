@@ -37,9 +37,8 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
         assert (final / f"{stage}.yaml").read_text().startswith("# written by azeros pipeline")
     model = SpeechLLM.from_pretrained(final, verbose=False)
     assert model.roles == ("semantic", "paralinguistic")
-    # it answers in the contexts its stage-2 targets were written in
-    trained = {"sift_sp": ("sift_sp", "sift_sp"), "sit_sp": ("sift_s", "sit_sp")}[picked]
-    assert (model.chat_mode.name, model.question_mode.name) == trained
+    # it answers in the context its instruction-free stage-2 targets were written in
+    assert model.chat_mode.name == {"sift_sp": "sift_sp", "sit_sp": "sift_s"}[picked]
     wave = next(iter(read_cuts(out / "corpus" / "cuts_test.jsonl.gz"))).load_audio()[0]
     (answer,) = model.generate([(wave, 16000)], max_new_tokens=8)
     assert answer.token_ids
@@ -64,6 +63,6 @@ def test_the_check_picks_sift_only_when_it_self_elicits():
     assert pick_sp_mode({"sift_sp": ["gender"]}) == "sit_sp"
 
 
-def test_a_sit_trained_model_answers_bare_audio_in_the_sift_s_context():
-    assert answer_modes("sift_sp") == {"chat_mode": "sift_sp"}
-    assert answer_modes("sit_sp") == {"chat_mode": "sift_s", "question_mode": "sit_sp"}
+def test_a_sit_trained_model_answers_in_the_sift_s_context():
+    assert answer_modes("sift_ssp") == {"chat_mode": "sift_ssp"}
+    assert answer_modes("sit_sp") == {"chat_mode": "sift_s"}

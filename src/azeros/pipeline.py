@@ -52,15 +52,12 @@ def _manifest(out: Path, split: str, mode: str) -> str:
 
 
 def answer_modes(sp_mode: str) -> dict[str, str]:
-    """The final model's inference contexts: the ones its stage-2 targets were written in.
+    """The final model's inference context: the system message its instruction-free targets were written under.
 
-    With a SIFT sp mode, the sp layout without instruction was trained: it is the context for everything.
-    With a SIT sp mode, the sp layout was only ever followed by an instruction; without text the trained
-    context is SIFT_s's.
+    With a SIFT sp mode that is the sp mode's (the ssp system message for ``sift_ssp``); with a SIT one the
+    only instruction-free targets are SIFT_s's. The audio layout is the model's own in every case.
     """
-    if get_mode(sp_mode).instruction is None:
-        return {"chat_mode": sp_mode}
-    return {"chat_mode": "sift_s", "question_mode": sp_mode}
+    return {"chat_mode": sp_mode if get_mode(sp_mode).instruction is None else "sift_s"}
 
 
 def _stage_recipe(out: Path, name: str, tree: dict[str, Any], train: list[dict[str, Any]], valid: list[str]) -> Path:

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from azeros.audio import AudioError
-from azeros.models import GE2EEncoder, Projector, SpeechLLM, WhisperEncoder
+from azeros.models import GE2EEncoder, Projector, SpeechLLM, SpeechLLMConfig, WhisperEncoder
 from azeros.text import MODES, target_messages
 from tests.conftest import TINY_WHISPER, noise, tiny_speech_llm
 
@@ -185,7 +185,7 @@ def test_bad_audio_is_named_not_a_torch_traceback(tokenizer, tmp_path):
 
 
 def test_a_bad_encoder_configuration_is_refused(tokenizer):
-    from azeros.models import EncoderSpec, SpeechLLMConfig, build_encoder
+    from azeros.models import EncoderSpec, build_encoder
 
     with pytest.raises(ValueError, match="unknown encoder kind 'wav2vec'"):
         build_encoder("wav2vec")
@@ -228,15 +228,16 @@ def test_packed_pass_after_the_shared_prefix_equals_the_padded_pass(tokenizer, f
     assert len(prefix) < first_audio and len(model.prefix_states) == 2
 
 
-def test_question_mode_lays_out_audio_before_text(tokenizer):
+def test_inference_hears_both_encoders_with_or_without_text(tokenizer):
     model = tiny_speech_llm(tokenizer, paralinguistic=True)
-    model.config.chat_mode, model.config.question_mode = "sift_s", "sit_sp"
-    rebuilt = SpeechLLM(model.config, llm=model.llm, tokenizer=tokenizer, encoders=dict(model.encoders), verbose=False)
+    saved = {**model.config.to_dict(), "chat_mode": "sift_s", "question_mode": "sit_sp"}  # a config of before
+    config = SpeechLLMConfig.from_dict(saved)
+    rebuilt = SpeechLLM(config, llm=model.llm, tokenizer=tokenizer, encoders=dict(model.encoders), verbose=False)
 
     def encoders_heard(text):
         chat = rebuilt.render(rebuilt.conversation(text), [16000])
-        return {span.encoder for span in chat.audio_spans}
+        return [span.encoder for span in chat.audio_spans]
 
-    assert encoders_heard(None) == {"semantic"}  # SIFT_s: the transcript slot only
-    assert encoders_heard("Is the speaker male or female?") == {"semantic", "paralinguistic"}  # SIT_sp's layout
+    assert encoders_heard(None) == ["paralinguistic", "semantic"]  # the layout it trained in, every mode
+    assert encoders_heard("Is the speaker male or female?") == ["paralinguistic", "semantic"]
     assert rebuilt.generate([(noise(1.0), 16000)] * 2, [None, "Who speaks?"], max_new_tokens=3)  # both render and run

@@ -9,7 +9,7 @@ import pytest
 
 from azeros.data import Utterance, read_cuts, target_of
 from azeros.models import SpeechLLM
-from azeros.pipeline import ablation_models, answer_modes, pick_sp_mode, run_pipeline
+from azeros.pipeline import ablation_models, answer_modes, run_pipeline
 
 pytestmark = pytest.mark.real_weights
 
@@ -25,9 +25,10 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     ]
     final = run_pipeline("recipes/mini.yaml", overrides)
 
-    picked = json.loads((final / "pipeline.json").read_text())["sp_mode"]
-    assert picked in ("sift_sp", "sit_sp")
+    sp_modes = json.loads((final / "pipeline.json").read_text())["sp_modes"]
+    assert sp_modes in (["sift_sp"], ["sit_sp"], ["sift_sp", "sit_sp"])
     assert "picked:" in (final / "self_elicit_check.txt").read_text()
+    picked = sp_modes[-1]
     targets = list(read_cuts(out / "targets" / "train" / f"{picked}_0.jsonl.gz"))
     assert len(targets) == 6 and all(target_of(c).mode == picked for c in targets)
     summary = json.loads((out / "targets" / "train" / f"{picked}_0.summary.json").read_text())
@@ -37,16 +38,16 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
         assert (final / f"{stage}.yaml").read_text().startswith("# written by azeros pipeline")
     model = SpeechLLM.from_pretrained(final, verbose=False)
     assert model.roles == ("semantic", "paralinguistic")
-    # it answers in the contexts its stage-2 targets were written in
-    trained = {"sift_sp": ("sift_sp", "sift_sp"), "sit_sp": ("sift_s", "sit_sp")}[picked]
-    assert (model.chat_mode.name, model.question_mode.name) == trained
+    # it answers in the context its instruction-free stage-2 targets were written in
+    assert model.chat_mode.name == ("sift_sp" if "sift_sp" in sp_modes else "sift_s")
     wave = next(iter(read_cuts(out / "corpus" / "cuts_test.jsonl.gz"))).load_audio()[0]
     (answer,) = model.generate([(wave, 16000)], max_new_tokens=8)
     assert answer.token_ids
 
     # the comparison's models: the finished pipeline is reused; TSIT_s and SIT_s stage 1 on the same cuts
     models = ablation_models("recipes/mini.yaml", overrides)
-    assert list(models) == ["TSIT_s", "SIT_s", "SIFT_s", f"SIFT_s+{picked.split('_')[0].upper()}_sp"]
+    names = {"sift_sp": "SIFT_sp", "sit_sp": "SIT_sp"}
+    assert list(models) == ["TSIT_s", "SIT_s", "SIFT_s", "+".join(["SIFT_s", *(names[m] for m in sp_modes)])]
     sift_ids = sorted(c.id for c in read_cuts(out / "targets" / "train" / "sift_s_0.jsonl.gz"))
     for mode in ("tsit_s", "sit_s"):
         cuts = list(read_cuts(out / "targets" / "train" / f"{mode}_0.jsonl.gz"))
@@ -59,11 +60,7 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     assert (out / "ablation_sit_s.yaml").read_text().startswith("# written by azeros pipeline")
 
 
-def test_the_check_picks_sift_only_when_it_self_elicits():
-    assert pick_sp_mode({}) == "sift_sp"
-    assert pick_sp_mode({"sift_sp": ["gender"]}) == "sit_sp"
-
-
-def test_a_sit_trained_model_answers_bare_audio_in_the_sift_s_context():
-    assert answer_modes("sift_sp") == {"chat_mode": "sift_sp"}
-    assert answer_modes("sit_sp") == {"chat_mode": "sift_s", "question_mode": "sit_sp"}
+def test_a_sit_trained_model_answers_in_the_sift_s_context():
+    assert answer_modes(["sift_ssp"]) == {"chat_mode": "sift_ssp"}
+    assert answer_modes(["sift_sp", "sit_sp"]) == {"chat_mode": "sift_sp"}
+    assert answer_modes(["sit_sp"]) == {"chat_mode": "sift_s"}

@@ -45,7 +45,7 @@ def outside_audio(ids, spans):
 def test_generation_training_and_inference_agree_outside_the_audio(mode, encoders, request):
     model = request.getfixturevalue(encoders)
     renderer = model.renderer
-    # 1. target generation: oracle text in place (the finest slot layout, whatever model trains on it)
+    # 1. target generation: oracle text in place, as the frozen LLM read it
     messages = target_messages(MODES[mode], TRANSCRIPT, META, language="en", key="cut-1")
     generation = renderer.render(messages).input_ids
     system = messages[0].parts[0] if messages[0].role == "system" else None
@@ -58,10 +58,18 @@ def test_generation_training_and_inference_agree_outside_the_audio(mode, encoder
     prompt = training.input_ids[: training.prompt_length]
     pieces = outside_audio(prompt, training.audio_spans)
     assert training.audio_spans and len(pieces) == len(training.audio_spans) + 1
-    # every piece outside the audio is in the generation tokens, in place, with the oracle in between
-    assert generation[: len(pieces[0])] == pieces[0]
-    assert generation[len(generation) - len(pieces[-1]) :] == pieces[-1]
-    if len(pieces) == 3:  # <meta>[paralinguistic]</meta><text>[semantic]</text>
+    if len(pieces) == 3 and MODES[mode].oracle == "s":
+        # two encoders hear an s utterance through both, in the sp layout (the oracle's tags added):
+        # the context around the audio is still the generation's, verbatim
+        sp_layout = "<audio><meta></meta><text></text></audio>"
+        assert renderer.tokenizer.decode([t for piece in pieces for t in piece]) == renderer.render_text(
+            messages
+        ).replace(TRANSCRIPT, sp_layout)
+    else:
+        # every piece outside the audio is in the generation tokens, in place, with the oracle in between
+        assert generation[: len(pieces[0])] == pieces[0]
+        assert generation[len(generation) - len(pieces[-1]) :] == pieces[-1]
+    if len(pieces) == 3 and MODES[mode].oracle == "sp":  # <meta>[paralinguistic]</meta><text>[semantic]</text>
         meta_tokens = tokenizer_ids(renderer, meta_text(META))
         start = len(pieces[0]) + len(meta_tokens)
         assert generation[start : start + len(pieces[1])] == pieces[1]
@@ -70,13 +78,13 @@ def test_generation_training_and_inference_agree_outside_the_audio(mode, encoder
     # the text-server path (one string, tokenized whole) gives the same tokens as the piecewise render
     whole = tokenizer_ids(renderer, renderer.render_text(messages))
     assert whole == generation
-    # 3. inference in this mode's context with no question: exactly the training prompt
-    if MODES[mode].instruction is None and (MODES[mode].oracle == "sp" or len(model.roles) == 1):
-        default, model.chat_mode = model.chat_mode, MODES[mode]
-        try:
-            assert model.render(model.conversation(), [16000 * 3]).input_ids == prompt
-        finally:
-            model.chat_mode = default
+    # 3. inference in this mode's context, the instruction as the user's text: exactly the training prompt
+    default, model.chat_mode = model.chat_mode, MODES[mode]
+    try:
+        asked = model.conversation(instruction if MODES[mode].instruction is not None else None)
+        assert model.render(asked, [16000 * 3]).input_ids == prompt
+    finally:
+        model.chat_mode = default
 
 
 def tokenizer_ids(renderer, text):
@@ -109,10 +117,13 @@ def test_no_trailing_space_without_an_instruction(tokenizer):
     assert f"{TRANSCRIPT} Repeat the above content.<|im_end|>" in text
 
 
-def test_an_empty_meta_slot_stays_empty_in_training(two_encoders):
-    messages = target_messages(MODES["sift_sp"], TRANSCRIPT, {})
+def test_a_meta_slot_is_empty_only_where_the_sp_oracle_showed_no_labels(two_encoders):
+    messages = target_messages(MODES["sift_sp"], TRANSCRIPT, {}, encoders=two_encoders.roles)
     chat = two_encoders.render(messages, [16000 * 2])
     assert [s.encoder for s in chat.audio_spans] == ["semantic"]  # nothing was said about the speaker
+    messages = target_messages(MODES["sift_s"], TRANSCRIPT, META, encoders=two_encoders.roles)
+    chat = two_encoders.render(messages, [16000 * 2])
+    assert [s.encoder for s in chat.audio_spans] == ["paralinguistic", "semantic"]  # s: never said anything
 
 
 @settings(max_examples=20, deadline=None)

@@ -5,11 +5,12 @@ function on a small slice (``key=value`` overrides). Each stage writes its own f
 ``output_dir`` and is skipped when its output is already complete, so a rerun continues where it stopped:
 
 * ``corpus/``: labelled synthetic speech (:func:`azeros.data.corpus.build_synthetic_corpus`);
-* ``check/``: targets of the candidate sp modes on a sample, and which one the check picks (paper §5.7:
-  SIFT when the LLM volunteers the labels by itself, SIT otherwise);
-* ``targets/``: SIFT_s and the picked sp mode for the train and dev splits;
+* ``check/``: targets of the candidate sp modes on a sample, and which the check picks (paper §5.7: per
+  piece of oracle information, the mode whose targets carry it more often; SIFT, SIT, or both when each
+  wins some pieces);
+* ``targets/``: SIFT_s and the picked sp mode(s) for the train and dev splits;
 * ``stage1/``: the semantic projector on SIFT_s (its recipe is written as ``stage1.yaml``);
-* ``stage2/``: the paralinguistic projector on SIFT_s + the sp mode, the semantic one loaded and frozen.
+* ``stage2/``: the paralinguistic projector on SIFT_s + the sp mode(s), the semantic one loaded and frozen.
 
 The final model, its training logs and plots, and the check's report are copied to ``export_to``.
 """
@@ -33,7 +34,7 @@ from azeros.text import get_mode
 from azeros.training import load_recipe, train
 from azeros.training.recipe import apply_override
 
-__all__ = ["ablation_models", "answer_modes", "pick_sp_mode", "run_pipeline"]
+__all__ = ["ablation_models", "answer_modes", "run_pipeline"]
 
 _SPLITS = ("train", "dev")
 
@@ -42,25 +43,18 @@ def _say(message: str) -> None:
     print(f"\n== {message}", file=sys.stderr)
 
 
-def pick_sp_mode(report_shortfalls: dict[str, list[str]], sift: str = "sift_sp", sit: str = "sit_sp") -> str:
-    """SIFT when the check finds it self-elicits every piece of oracle information, SIT otherwise."""
-    return sit if sift in report_shortfalls else sift
-
-
 def _manifest(out: Path, split: str, mode: str) -> str:
     return str(output_paths(out / "targets", split, mode, 0)[0])
 
 
-def answer_modes(sp_mode: str) -> dict[str, str]:
-    """The final model's inference contexts: the ones its stage-2 targets were written in.
+def answer_modes(sp_modes: list[str]) -> dict[str, str]:
+    """The final model's inference context: the system message its instruction-free targets were written under.
 
-    With a SIFT sp mode, the sp layout without instruction was trained: it is the context for everything.
-    With a SIT sp mode, the sp layout was only ever followed by an instruction; without text the trained
-    context is SIFT_s's.
+    With a SIFT sp mode among the picked that is its (the ssp system message for ``sift_ssp``); with SIT
+    alone the only instruction-free targets are SIFT_s's. The audio layout is the model's own in every case.
     """
-    if get_mode(sp_mode).instruction is None:
-        return {"chat_mode": sp_mode}
-    return {"chat_mode": "sift_s", "question_mode": sp_mode}
+    sift = [mode for mode in sp_modes if get_mode(mode).instruction is None]
+    return {"chat_mode": sift[0] if sift else "sift_s"}
 
 
 def _stage_recipe(out: Path, name: str, tree: dict[str, Any], train: list[dict[str, Any]], valid: list[str]) -> Path:
@@ -99,7 +93,7 @@ class _Built:
 
     out: Path
     datasets: dict[str, DatasetSpec]
-    sp_mode: str
+    sp_modes: list[str]
     stage1: Path
     stage2: Path
 
@@ -122,13 +116,14 @@ def _build(tree: dict[str, Any]) -> _Built:
                            limit=gen["check_sample"])
     run_generation(check, backend)
     report = elicit_report(read_cuts([output_paths(out / "check", "train", m, 0)[0] for m in candidates]))
-    sp_mode = pick_sp_mode(report.shortfalls())
-    summary = f"{report.table()}\n\n{report.verdict()}\n\npicked: {sp_mode}\n"
+    pick = report.pick(next((m for m in candidates if m.startswith("sift_")), "sift_sp"))
+    summary = f"{report.table()}\n\n{pick.reason}\n"
     (out / "check" / "report.txt").write_text(summary)
     print(summary, file=sys.stderr)
+    sp_modes = pick.modes
 
-    _say(f"3/5 targets: sift_s and {sp_mode} for {', '.join(_SPLITS)}")
-    modes = ["sift_s", sp_mode]
+    _say(f"3/5 targets: sift_s and {' + '.join(sp_modes)} for {', '.join(_SPLITS)}")
+    modes = ["sift_s", *sp_modes]
     _targets(out, tree, datasets, modes, backend)
     del backend  # frees the generation copy of the LLM before training loads its own
 
@@ -137,15 +132,15 @@ def _build(tree: dict[str, Any]) -> _Built:
                            [_manifest(out, "dev", "sift_s")])
     stage1_model = _train_once(stage1)
 
-    _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {sp_mode}, stage 1 frozen")
+    _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {' + '.join(sp_modes)}, stage 1 frozen")
     stage2_tree = copy.deepcopy(tree["stage2"])
-    stage2_tree.setdefault("model", {}).update(init_from=str(stage1_model), **answer_modes(sp_mode))
+    stage2_tree.setdefault("model", {}).update(init_from=str(stage1_model), **answer_modes(sp_modes))
     stage2 = _stage_recipe(
         out, "stage2", stage2_tree,
         [{"manifest": _manifest(out, "train", mode)} for mode in modes],
         [_manifest(out, "dev", mode) for mode in modes],
     )
-    return _Built(out, datasets, sp_mode, stage1_model, _train_once(stage2))
+    return _Built(out, datasets, sp_modes, stage1_model, _train_once(stage2))
 
 
 def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
@@ -161,7 +156,7 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
     tree = _load_tree(recipe, overrides)
     built = _build(tree)
     export_to = Path(tree["export_to"]) if tree.get("export_to") else None
-    return _export(built.out, built.stage2, export_to, built.sp_mode)
+    return _export(built.out, built.stage2, export_to, built.sp_modes)
 
 
 def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
@@ -172,7 +167,7 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
     the above content."), on the same cuts, with the same stage-1 recipe and steps as the SIFT_s stage 1.
 
     Returns:
-        ``{"TSIT_s": ..., "SIT_s": ..., "SIFT_s": ..., "SIFT_s+<sp mode>": ...}``, model folders.
+        ``{"TSIT_s": ..., "SIT_s": ..., "SIFT_s": ..., "SIFT_s+<sp mode(s)>": ...}``, model folders.
     """
     tree = _load_tree(recipe, overrides)
     built = _build(tree)
@@ -187,8 +182,8 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
                              [_manifest(out, "dev", mode)])
         models[name] = _train_once(path)
     models["SIFT_s"] = built.stage1
-    kind, information = built.sp_mode.split("_")
-    models[f"SIFT_s+{kind.upper()}_{information}"] = built.stage2
+    sp_names = [f"{kind.upper()}_{information}" for kind, information in (m.split("_") for m in built.sp_modes)]
+    models["+".join(["SIFT_s", *sp_names])] = built.stage2
     return models
 
 
@@ -202,7 +197,7 @@ def _train_once(recipe_path: Path) -> Path:
     return train(recipe, resume=resume)
 
 
-def _export(out: Path, final: Path, export_to: Path | None, sp_mode: str) -> Path:
+def _export(out: Path, final: Path, export_to: Path | None, sp_modes: list[str]) -> Path:
     if export_to is None:
         return final
     export_to.mkdir(parents=True, exist_ok=True)
@@ -214,5 +209,5 @@ def _export(out: Path, final: Path, export_to: Path | None, sp_mode: str) -> Pat
                 shutil.copy2(out / stage / source, export_to / target)
         shutil.copy2(out / f"{stage}.yaml", export_to / f"{stage}.yaml")
     shutil.copy2(out / "check" / "report.txt", export_to / "self_elicit_check.txt")
-    (export_to / "pipeline.json").write_text(json.dumps({"sp_mode": sp_mode}, indent=2) + "\n")
+    (export_to / "pipeline.json").write_text(json.dumps({"sp_modes": sp_modes}, indent=2) + "\n")
     return export_to

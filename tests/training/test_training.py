@@ -219,3 +219,19 @@ def test_exports_mid_run_leave_the_training_bit_for_bit_unchanged(tmp_path, tiny
     assert [p.name for p in steps] == ["step-2", "step-4"]
     early = SpeechLLM.from_pretrained(steps[0], verbose=False).projector_state()
     assert not all(torch.equal(early[k], a[k]) for k in a)  # the average at step 2, not the final one
+
+
+def test_stage2_sift_s_items_train_the_paralinguistic_projector(tiny_model_section, manifests):
+    section = {**tiny_model_section, "encoders": [*tiny_model_section["encoders"],
+                                                  {"kind": "ge2e", "role": "paralinguistic", "options": {"seed": 0}}],
+               "train_roles": ["paralinguistic"]}  # stage 2: the semantic projector frozen
+    model = build_model(ModelSection(**section), seed=0, verbose=False).train()
+    items = load_items(list(manifest_cuts(manifests["train"]))[:3], model.roles)  # SIFT_s targets
+    assert all(
+        [p.encoder for p in item.messages[-1].parts if not isinstance(p, str)] == ["paralinguistic", "semantic"]
+        for item in items
+    )  # every utterance heard through both encoders, whatever its target's mode
+    model(make_batch(model, items, {})).loss.backward()
+    grads = [p.grad for p in model.projectors["paralinguistic"].parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(p.grad is None for p in model.projectors["semantic"].parameters())

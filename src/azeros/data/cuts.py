@@ -208,7 +208,7 @@ def _oracle_of(input_text: str, instruction: str, oracle: str) -> tuple[str, dic
 
 
 def target_conversation(
-    cut: Cut, mode: str | None = None, encoders: Sequence[str] = ("semantic", "paralinguistic")
+    cut: Cut, mode: str | None = None, encoders: Sequence[str] | None = None
 ) -> tuple[list[Message], Target]:
     """The exact conversation a generated cut's target was written for, and the target.
 
@@ -220,8 +220,8 @@ def target_conversation(
     Args:
         cut: a cut written by ``azeros generate`` (or by the reference implementation).
         mode: the mode to assume for records that do not store one (see :func:`target_of`).
-        encoders: the roles of the model's encoders, which lay out its audio slots (a one-encoder model
-            puts its frames in place of the whole oracle; see :func:`azeros.text.oracle_parts`).
+        encoders: ``None`` for the oracle as the LLM read it; the roles of a model's encoders for the audio
+            slots that model hears the utterance in (see :func:`azeros.text.heard_parts`).
 
     Returns:
         ``(messages, target)``: ``[system?, user]`` messages and the target they produced.
@@ -238,10 +238,9 @@ def target_conversation(
     else:
         utterance = Utterance.from_cut(cut)
         transcript, meta = utterance.transcript, utterance.meta
-    messages = target_messages(
-        mode_obj, transcript, meta, system=target.system, instruction=target.instruction, encoders=encoders
-    )
-    rebuilt = messages[-1].oracle_content()
-    if target.input_text and rebuilt != target.input_text:
-        raise ValueError(f"cut {cut.id}: rebuilt user content {rebuilt!r} differs from the stored one")
-    return messages, target
+    context = dict(system=target.system, instruction=target.instruction)
+    if target.input_text:
+        rebuilt = target_messages(mode_obj, transcript, meta, **context)[-1].oracle_content()
+        if rebuilt != target.input_text:
+            raise ValueError(f"cut {cut.id}: rebuilt user content {rebuilt!r} differs from the stored one")
+    return target_messages(mode_obj, transcript, meta, encoders=encoders, **context), target

@@ -29,7 +29,7 @@ from azeros.kv_cache import GrowingCache, PrefixStates, cache_keyword
 from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.llm import load_llm, resolve_dtype
 from azeros.models.projector import Projector
-from azeros.text import IGNORE_INDEX, Message, PromptRenderer, RenderedChat, get_mode, oracle_parts, user_message
+from azeros.text import IGNORE_INDEX, Message, PromptRenderer, RenderedChat, get_mode, heard_parts, user_message
 
 __all__ = ["Answer", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig", "TokenBatch", "shared_prefix"]
 
@@ -65,12 +65,11 @@ class SpeechLLMConfig:
         encoders: the encoders, semantic first.
         projector_stack: k, frames concatenated per LLM position.
         projector_hidden: hidden width of the projectors (``None``: the LLM's width).
-        chat_mode: the mode whose context (oracle layout, system message) is used at inference;
-            ``None`` picks ``sift_sp`` with two encoders and ``sift_s`` with one.
-        question_mode: the mode whose oracle layout holds the audio when the user also writes text, if
-            not ``chat_mode``'s: a model whose paralinguistic projector learnt from SIT targets only (the
-            LLM would not volunteer the labels) heard that layout only before an instruction, and its
-            instruction-free context is another mode's (e.g. ``chat_mode: sift_s``, ``question_mode: sit_sp``).
+        chat_mode: the mode whose system message the model answers under (e.g. ``sift_ssp``'s); ``None``
+            picks ``sift_sp`` with two encoders and ``sift_s`` with one. The audio layout is not the mode's:
+            a model hears every utterance in the one layout its encoders give
+            (:func:`azeros.text.heard_parts`), as in training. Saved configs with the former
+            ``question_mode`` key still load (the key is ignored: the layout no longer depends on a mode).
         dtype: the LLM's dtype (``auto``, ``fp32``, ``bf16``, ``fp16``).
     """
 
@@ -79,7 +78,6 @@ class SpeechLLMConfig:
     projector_stack: int = 4
     projector_hidden: int | None = None
     chat_mode: str | None = None
-    question_mode: str | None = None
     dtype: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,7 +177,6 @@ class SpeechLLM(nn.Module):
             }
         )
         self.chat_mode = get_mode(config.chat_mode or ("sift_sp" if len(self.roles) == 2 else "sift_s"))
-        self.question_mode = get_mode(config.question_mode) if config.question_mode else self.chat_mode
         self.renderer = PromptRenderer(tokenizer)
         # Teacher-forced passes start after the rows' shared prefix, whose states are computed once. Off when
         # the LLM is sharded: each process would compute a new prefix at its own time, out of lockstep.
@@ -226,14 +223,8 @@ class SpeechLLM(nn.Module):
 
     def user_turn(self, text: str | None = None, *, audio_indices: Sequence[int] = (0,)) -> Message:
         """A user message at inference: this model's slots for each of its audios (conversation-wide
-        indices, in order), laid out as in ``question_mode`` when text follows, else ``chat_mode``; then the
-        text."""
-        oracle = (self.question_mode if text else self.chat_mode).oracle
-        parts = [
-            part
-            for index in audio_indices
-            for part in oracle_parts(oracle, None, None, encoders=self.roles, audio_index=index)
-        ]
+        indices, in order), laid out as in training, then the text."""
+        parts = [part for index in audio_indices for part in heard_parts(self.roles, audio_index=index)]
         return user_message(parts, text)
 
     def conversation(self, text: str | None = None, *, audio: bool = True, system: str | None = _DEFAULT) -> list[Message]:

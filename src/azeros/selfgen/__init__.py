@@ -6,7 +6,7 @@ Backends are imported when asked for (:func:`build_backend`), so reading this pa
 from typing import Any
 
 from azeros.selfgen.base import Backend, Request, Result, longest_repeat
-from azeros.selfgen.check import ElicitReport, ModeCoverage, elicit_report
+from azeros.selfgen.check import ElicitReport, ModeCoverage, SpPick, elicit_report
 from azeros.selfgen.runner import GenerateConfig, RunSummary, output_paths, run_generation, shard_of
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Request",
     "Result",
     "RunSummary",
+    "SpPick",
     "build_backend",
     "elicit_report",
     "longest_repeat",

@@ -8,8 +8,10 @@ measures, per mode, how often the targets mention each piece of oracle informati
 * each speaker label (age group, gender, emotion) the oracle showed, matched by its words (whole words);
 * the transcript's content words (stop words and words under 3 characters left out), as recall.
 
-Where a SIFT mode surfaces a piece much less often than its SIT counterpart (same oracle and system), the
-verdict says to train with SIT for that oracle, or a SIFT+SIT mix, as the paper does for ssp.
+:meth:`ElicitReport.pick` compares a SIFT mode with its SIT counterpart (same oracle and system) piece by
+piece: each piece goes to the mode whose targets carry it more often (SIFT on a tie, the paradigm that
+generalizes best). SIFT when it wins every piece, SIT when SIT does, and both (a SIFT+SIT mix, as the paper
+trains for ssp) when each wins some: a low coverage alone says nothing if the instruction does no better.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from lhotse.cut import Cut
 from azeros.data import Utterance, target_of
 from azeros.text import META_KEYS
 
-__all__ = ["ElicitReport", "ModeCoverage", "elicit_report"]
+__all__ = ["ElicitReport", "ModeCoverage", "SpPick", "elicit_report"]
 
 # Words that count as mentioning a label value: whole words (regular expressions), so "he" is not found
 # in "help", "man" not in "manner" and "male" not in "female". Pronouns do not count: an answer saying
@@ -85,18 +87,30 @@ class ModeCoverage:
 
 
 @dataclass
+class SpPick:
+    """Which sp mode(s) to train with, and why.
+
+    Attributes:
+        modes: the SIFT mode, the SIT mode, or both (a mix).
+        reason: each piece's coverage in both modes, which mode wins it, and the decision.
+    """
+
+    modes: list[str]
+    reason: str
+
+
+@dataclass
 class ElicitReport:
-    """The check's result: coverage per mode, a printable table and a verdict.
+    """The check's result: coverage per mode, a printable table, the pick and a verdict.
 
     Attributes:
         coverage: per mode name.
-        threshold: the coverage a SIFT mode should reach for each piece.
-        margin: how much better SIT must do for the verdict to prefer it.
+        threshold: the coverage a SIFT mode should reach for each piece when no SIT mode was measured to
+            compare it with (the verdict then suggests measuring one).
     """
 
     coverage: dict[str, ModeCoverage]
     threshold: float = 0.5
-    margin: float = 0.2
 
     def table(self) -> str:
         """One row per mode, one column per piece of oracle information, as percentages."""
@@ -104,62 +118,84 @@ class ElicitReport:
         lines = [f"{'mode':<10} {'cuts':>5} " + " ".join(f"{c:>8}" for c in columns)]
         for name, coverage in sorted(self.coverage.items()):
             rates = coverage.rates()
-            cells = " ".join(f"{'-' if rates[c] is None else f'{100 * rates[c]:.0f}%':>8}" for c in columns)
+            cells = " ".join(f"{_percent(rates[c]):>8}" for c in columns)
             lines.append(f"{name:<10} {coverage.cuts:>5} {cells}")
         return "\n".join(lines)
 
-    def shortfalls(self) -> dict[str, list[str]]:
-        """Per SIFT mode, the pieces it surfaces too rarely (below ``threshold``, or ``margin`` below its
-        SIT counterpart when that was measured)."""
-        found = {}
-        for name, coverage in self.coverage.items():
-            if not name.startswith("sift_"):
-                continue
-            sit = self.coverage.get(name.replace("sift_", "sit_", 1))
-            sit_rates = sit.rates() if sit else {}
-            short = []
-            for piece, rate in coverage.rates().items():
-                if rate is None:
-                    continue
-                sit_rate = sit_rates.get(piece)
-                if rate < self.threshold or (sit_rate is not None and sit_rate - rate >= self.margin):
-                    short.append(piece)
-            if short:
-                found[name] = short
-        return found
+    def pick(self, sift: str = "sift_sp") -> SpPick:
+        """Choose between a SIFT mode and its SIT counterpart by which carries each piece more often.
+
+        Args:
+            sift: the SIFT mode; its counterpart is the SIT mode of the same oracle and system.
+
+        Returns:
+            The pick: ``[sift]``, ``[sit]`` or ``[sift, sit]``, with the per-piece comparison as its reason.
+
+        Raises:
+            ValueError: when neither mode was measured.
+        """
+        sit = sift.replace("sift_", "sit_", 1)
+        if sift not in self.coverage and sit not in self.coverage:
+            raise ValueError(f"the check measured neither {sift} nor {sit}")
+        if sit not in self.coverage or sift not in self.coverage:
+            only = sift if sift in self.coverage else sit
+            return SpPick([only], f"picked: {only} (only {only} was measured)")
+        sift_rates, sit_rates = self.coverage[sift].rates(), self.coverage[sit].rates()
+        wins: dict[str, list[str]] = {sift: [], sit: []}
+        lines = [f"{sift} vs {sit}: coverage per piece; each piece goes to the mode that carries it more often"]
+        for piece, sift_rate in sift_rates.items():
+            sit_rate = sit_rates[piece]
+            if sift_rate is None or sit_rate is None:
+                winner = "not compared"
+            else:
+                winner = sift if sift_rate >= sit_rate else sit
+                wins[winner].append(piece)
+            lines.append(f"  {piece:<8} {sift} {_percent(sift_rate):>5}   {sit} {_percent(sit_rate):>5}   -> {winner}")
+        if wins[sift] and wins[sit]:
+            modes = [sift, sit]
+            why = (f"{sift} carries {', '.join(wins[sift])} more, {sit} carries {', '.join(wins[sit])} more: "
+                   "a mix keeps both")
+        elif wins[sit]:
+            modes, why = [sit], f"{sit} carries every piece more often"
+        else:
+            modes, why = [sift], f"{sift} carries every piece at least as often (paper §5.7: SIFT generalizes best)"
+        lines.append(f"picked: {' + '.join(modes)} ({why})")
+        return SpPick(modes, "\n".join(lines))
 
     def verdict(self) -> str:
-        """What to train with, in words."""
-        sift = [name for name in self.coverage if name.startswith("sift_")]
+        """What to train with, in words: per SIFT mode measured, the pick against its SIT counterpart."""
+        sift = sorted(name for name in self.coverage if name.startswith("sift_"))
         if not sift:
             return "no SIFT mode was measured: generate a sample with a sift_* mode to check self-elicitation."
-        shortfalls = self.shortfalls()
         lines = []
-        for name in sorted(sift):
+        for name in sift:
             sit = name.replace("sift_", "sit_", 1)
-            if name not in shortfalls:
-                lines.append(f"{name}: self-elicits (every piece >= {self.threshold:.0%}): train with SIFT.")
-                continue
-            pieces = ", ".join(shortfalls[name])
             if sit in self.coverage:
-                lines.append(f"{name}: falls short on {pieces}; use {sit}, or a {name}+{sit} mix, "
-                             "so the targets keep that information (paper §5.7).")
+                lines.append(self.pick(name).reason)
+                continue
+            short = [piece for piece, rate in self.coverage[name].rates().items()
+                     if rate is not None and rate < self.threshold]
+            if short:
+                lines.append(f"{name}: carries {', '.join(short)} in under {self.threshold:.0%} of its targets; "
+                             f"generate {sit} on the same sample to compare.")
             else:
-                lines.append(f"{name}: falls short on {pieces}; generate {sit} on the same sample to compare, "
-                             f"and train with {sit} or a {name}+{sit} mix if it does better.")
+                lines.append(f"{name}: self-elicits (every piece >= {self.threshold:.0%}): train with SIFT.")
         return "\n".join(lines)
 
 
-def elicit_report(cuts: Iterable[Cut], *, threshold: float = 0.5, margin: float = 0.2) -> ElicitReport:
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.0f}%"
+
+
+def elicit_report(cuts: Iterable[Cut], *, threshold: float = 0.5) -> ElicitReport:
     """Measure self-elicitation over generated cuts (any mix of modes).
 
     Args:
         cuts: cuts with targets (``azeros generate`` outputs, or reference manifests).
-        threshold: the coverage a SIFT mode should reach for each piece of information.
-        margin: how much better its SIT counterpart must do for the verdict to prefer SIT.
+        threshold: the coverage a SIFT mode measured alone should reach for each piece of information.
 
     Returns:
-        The report; ``report.table()`` and ``report.verdict()`` print it.
+        The report; ``report.table()``, ``report.pick()`` and ``report.verdict()`` tell what it found.
     """
     coverage: dict[str, ModeCoverage] = defaultdict(lambda: ModeCoverage(""))
     for cut in cuts:
@@ -179,4 +215,4 @@ def elicit_report(cuts: Iterable[Cut], *, threshold: float = 0.5, margin: float 
             found = _content_words(target.response)
             entry.word_recall_sum += len(words & found) / len(words)
             entry.word_cuts += 1
-    return ElicitReport(dict(coverage), threshold, margin)
+    return ElicitReport(dict(coverage), threshold)

@@ -6,8 +6,9 @@ Every path that puts an utterance in front of the LLM goes through :class:`Promp
 * training and inference render the **same** conversation with **audio positions** in each slot.
 
 Both render the LLM's own chat template once, with a sentinel where each slot goes, split the result at
-the sentinels and tokenize the pieces separately. So the tokens outside the audio span are identical in
-both paths by construction, not by luck (a test checks it token for token).
+the sentinels and tokenize the pieces separately. So the context around the audio (template, system
+message, instruction) has the same tokens in both paths by construction, not by luck (a test checks it
+token for token; an ``s`` utterance heard through two encoders adds the ``sp`` tags, see below).
 
 The oracle text (DESIGN.md):
 
@@ -15,10 +16,19 @@ The oracle text (DESIGN.md):
 * ``sp``: ``<audio><meta>age: …, gender: …, emotion: …</meta><text>…</text></audio>`` with unknown
   labels left out.
 
-Audio placement follows the template: the ``<meta>`` slot holds the paralinguistic encoder's frames, the
-``<text>`` slot the semantic encoder's; a model with one encoder replaces the whole oracle by its frames.
-A slot that the oracle left empty (no known labels) stays empty in training too, so the model never sees
-a context that differs from the one its target came from.
+Audio placement (:func:`heard_parts`) depends on the model's encoders, not on the mode a target came from:
+
+* one encoder (semantic): its frames replace the whole oracle, in every mode (``s`` and ``sp`` alike);
+* two encoders: every utterance is heard through both, in the ``sp`` oracle's layout
+  ``<audio><meta>[paralinguistic]</meta><text>[semantic]</text></audio>``, in every mode. An ``s`` target
+  (SIFT_s) is learnt in that layout too: that is how the paper's stage 2, SIFT_s + SIFT_sp with only the
+  paralinguistic projector training, teaches it to keep the semantic answers (one semantic slot would give
+  that projector no gradient). Inference uses the same layout, with or without the user's text.
+
+Everything else is the target's own context, reused verbatim: the system message and the instruction. A
+``<meta>`` slot that an ``sp`` oracle left empty (no known labels) stays empty in training too, so the model
+is never shown audio where the LLM was told there was nothing to hear; an ``s`` oracle never said anything
+about the speaker, so its ``<meta>`` slot is always filled.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ __all__ = [
     "Message",
     "PromptRenderer",
     "RenderedChat",
+    "heard_parts",
     "meta_text",
     "oracle_parts",
     "oracle_text",
@@ -58,8 +69,8 @@ class AudioSlot:
     Attributes:
         encoder: the encoder whose projected frames fill the slot (``semantic`` or ``paralinguistic``).
         text: what the oracle writes here. ``""`` means the oracle had nothing (e.g. no known labels): the
-            slot then stays empty in every path. ``None`` means unknown (inference on new audio): the slot
-            is always filled with audio.
+            slot then stays empty in every path. ``None`` means no oracle text stands here (inference on new
+            audio, or the ``<meta>`` slot of an ``s`` oracle): the slot is always filled with audio.
         audio_index: which audio of the conversation (0 for the first).
     """
 
@@ -128,49 +139,69 @@ def meta_text(meta: Mapping[str, str]) -> str:
     return ", ".join(f"{key}: {meta[key]}" for key in META_KEYS if meta.get(key))
 
 
+def _sp_layout(meta: str | None, transcript: str | None, audio_index: int) -> tuple[Part, ...]:
+    return (
+        "<audio><meta>",
+        AudioSlot("paralinguistic", meta, audio_index),
+        "</meta><text>",
+        AudioSlot("semantic", transcript, audio_index),
+        "</text></audio>",
+    )
+
+
 def oracle_parts(
-    oracle: Literal["s", "sp"],
-    transcript: str | None,
-    meta: Mapping[str, str] | None = None,
-    *,
-    encoders: Sequence[EncoderRole] = ("semantic", "paralinguistic"),
-    audio_index: int = 0,
+    oracle: Literal["s", "sp"], transcript: str, meta: Mapping[str, str] | None = None, *, audio_index: int = 0
 ) -> tuple[Part, ...]:
-    """The oracle of one utterance as parts: literal tags and audio slots.
+    """The oracle of one utterance as the frozen LLM reads it (target generation): tags and text slots.
 
     Args:
-        oracle: ``"s"`` or ``"sp"``.
-        transcript: the normalized transcript; ``None`` at inference (unknown, filled by audio).
-        meta: known speaker labels (see :func:`azeros.text.labels.speaker_meta`); ``None`` at inference.
-        encoders: roles of the model's encoders, in order. Target generation uses the default (both), which
-            splits the oracle most finely; a one-encoder model gets one slot for the whole oracle.
+        oracle: ``"s"`` (the transcript in one semantic slot) or ``"sp"`` (the tagged layout, labels in the
+            paralinguistic slot, transcript in the semantic one).
+        transcript: the normalized transcript.
+        meta: known speaker labels (see :func:`azeros.text.labels.speaker_meta`).
         audio_index: which audio of the conversation this is.
 
     Returns:
         A tuple of strings and :class:`AudioSlot`; joined with oracle text it is :func:`oracle_text`.
     """
-    inference = transcript is None
-    meta_str = None if inference else meta_text(meta or {})
     if oracle == "s":
-        whole = transcript
-        fine: tuple[Part, ...] = (AudioSlot("semantic", transcript, audio_index),)
-    elif oracle == "sp":
-        whole = None if inference else f"<audio><meta>{meta_str}</meta><text>{transcript}</text></audio>"
-        fine = (
-            "<audio><meta>",
-            AudioSlot("paralinguistic", meta_str, audio_index),
-            "</meta><text>",
-            AudioSlot("semantic", transcript, audio_index),
-            "</text></audio>",
-        )
-    else:
-        raise ValueError(f"unknown oracle kind {oracle!r}; expected 's' or 'sp'")
+        return (AudioSlot("semantic", transcript, audio_index),)
+    if oracle == "sp":
+        return _sp_layout(meta_text(meta or {}), transcript, audio_index)
+    raise ValueError(f"unknown oracle kind {oracle!r}; expected 's' or 'sp'")
+
+
+def heard_parts(
+    encoders: Sequence[EncoderRole],
+    oracle: Literal["s", "sp"] | None = None,
+    transcript: str | None = None,
+    meta: Mapping[str, str] | None = None,
+    *,
+    audio_index: int = 0,
+) -> tuple[Part, ...]:
+    """How a model with ``encoders`` hears one utterance (training and inference): its audio slots.
+
+    One (semantic) encoder: one slot holding the whole oracle. Two encoders: the ``sp`` layout whatever
+    the oracle (see the module docstring for why).
+
+    Args:
+        encoders: the roles of the model's encoders.
+        oracle: the oracle the target was generated from; ``None`` at inference.
+        transcript: the normalized transcript; ``None`` at inference (unknown, filled by audio).
+        meta: known speaker labels; only an ``sp`` oracle showed them.
+        audio_index: which audio of the conversation this is.
+
+    Returns:
+        A tuple of strings and :class:`AudioSlot` whose slot texts are what the oracle showed there.
+    """
+    known = transcript is not None
     roles = set(encoders)
-    if roles == {"semantic", "paralinguistic"} or (oracle == "s" and roles == {"semantic"}):
-        return fine
-    if len(encoders) != 1:
-        raise ValueError(f"expected one or two encoders (semantic, paralinguistic), got {list(encoders)}")
-    return (AudioSlot(encoders[0], whole, audio_index),)
+    if len(encoders) == 1 and roles == {"semantic"}:
+        return (AudioSlot("semantic", oracle_text(oracle, transcript, meta) if known else None, audio_index),)
+    if len(encoders) == 2 and roles == {"semantic", "paralinguistic"}:
+        labels = meta_text(meta or {}) if known and oracle == "sp" else None
+        return _sp_layout(labels, transcript, audio_index)
+    raise ValueError(f"expected a semantic encoder and at most one paralinguistic, got {list(encoders)}")
 
 
 def oracle_text(oracle: Literal["s", "sp"], transcript: str, meta: Mapping[str, str] | None = None) -> str:
@@ -195,7 +226,7 @@ def target_messages(
     key: str = "",
     system: str | None | Literal["mode"] = "mode",
     instruction: str | None = None,
-    encoders: Sequence[EncoderRole] = ("semantic", "paralinguistic"),
+    encoders: Sequence[EncoderRole] | None = None,
 ) -> list[Message]:
     """The conversation a mode shows the frozen LLM for one utterance (without the answer).
 
@@ -207,8 +238,8 @@ def target_messages(
         key: the cut id; picks TSIT_s's ASR prompt stably.
         system: the system message; ``"mode"`` takes the mode's. Training passes the stored one.
         instruction: the instruction; ``None`` takes the mode's. Training passes the stored one.
-        encoders: the roles of the model's encoders (see :func:`oracle_parts`); the default, both, is the
-            layout target generation uses.
+        encoders: ``None`` for the oracle as the frozen LLM reads it (target generation); the roles of a
+            model's encoders for the audio slots it hears the utterance in (see :func:`heard_parts`).
 
     Returns:
         ``[system?, user]`` messages.
@@ -216,7 +247,11 @@ def target_messages(
     system_text = mode.system_message if system == "mode" else system
     instruction_text = instruction_for(mode, language, key) if instruction is None else instruction
     messages = [Message("system", (system_text,))] if system_text else []
-    messages.append(user_message(oracle_parts(mode.oracle, transcript, meta, encoders=encoders), instruction_text))
+    if encoders is None:
+        parts = oracle_parts(mode.oracle, transcript, meta)
+    else:
+        parts = heard_parts(encoders, mode.oracle, transcript, meta)
+    messages.append(user_message(parts, instruction_text))
     return messages
 
 

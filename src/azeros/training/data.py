@@ -109,8 +109,8 @@ def training_sampler(cuts: CutSet, data: DataSection, seed: int, world_size: int
 def conversation_for(cut: Cut, roles: Sequence[str]) -> tuple[list[Message], Target]:
     """The conversation a cut's target was generated from, with this model's audio slots.
 
-    A model with one encoder shown an ``sp`` oracle gets one slot for the whole oracle, as
-    :func:`azeros.text.oracle_parts` lays it out; everything else is the generation context, unchanged.
+    The audio slots are the ones this model hears every utterance in (:func:`azeros.text.heard_parts`);
+    everything else is the generation context, unchanged.
 
     Args:
         cut: a generated cut.

@@ -51,7 +51,7 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     config = SpeechLLMConfig(
         llm=section.llm, encoders=[EncoderSpec(**spec) for spec in section.encoders],
         projector_stack=section.projector_stack, projector_hidden=section.projector_hidden, dtype=section.dtype,
-        chat_mode=section.chat_mode, question_mode=section.question_mode,
+        chat_mode=section.chat_mode,
     )
     model = SpeechLLM(config, verbose=verbose)
     torch.manual_seed(seed)
@@ -244,7 +244,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
                 batch.inputs_embeds.requires_grad_(True)  # the backward must pass every sharded layer everywhere
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 result = model(batch)  # token-mean CE over this micro-batch's answers
-            if result.loss.requires_grad:  # stage 2: a micro-batch of s-mode items reaches no trainable projector
+            if result.loss.requires_grad:  # stage 2: sp items without known labels fill no paralinguistic slot
                 (result.loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
             if index < real:
                 stats += torch.tensor([result.loss.item() * count, result.correct, count, len(batch.labels)], dtype=torch.float64)

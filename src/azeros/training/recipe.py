@@ -58,7 +58,6 @@ class ModelSection:
         init_roles: which projectors must load from ``init_from``, completely, or the run does not start.
         train_roles: which projectors train; every other projector is frozen and must be in ``init_roles``.
         chat_mode: the exported model's inference context (see :class:`azeros.models.SpeechLLMConfig`).
-        question_mode: its audio layout before the user's text, if not ``chat_mode``'s.
     """
 
     llm: str = "smollm2-135m-instruct"
@@ -72,7 +71,6 @@ class ModelSection:
     init_roles: list[str] = field(default_factory=list)
     train_roles: list[str] = field(default_factory=lambda: ["semantic"])
     chat_mode: str | None = None
-    question_mode: str | None = None
 
 
 @dataclass

@@ -279,3 +279,24 @@ def test_accuracy_is_also_reported_relative_to_what_the_text_system_gets_right(t
     assert entry["relative"] == 0.5 and entry["n_relative"] == 2  # of q0 and q1, only q0
     assert result.summary["systems"]["text"]["facts"]["q"]["relative"] == 1.0
     assert "| speech | 50.0 | 50.0 |" in result.table and "relative to `text`" in result.table
+
+
+def test_learning_curve_points_are_a_runs_exports_and_final_in_step_order(tmp_path):
+    from azeros.eval.curve import _plot, _utterances_seen, run_exports
+
+    run = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="export_every"):
+        run_exports(run)
+    for folder in ("exports/step-20", "exports/step-100", "exports/step-8", "exports/step-9x", "final"):
+        (run / folder).mkdir(parents=True)
+        (run / folder / "config.json").write_text("{}")
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (
+        {"kind": "train", "step": 10, "samples": 80}, {"kind": "valid", "step": 10, "loss": 1.0},
+        {"kind": "train", "step": 20, "samples": 70}, {"kind": "train", "step": 120, "samples": 75})))
+    assert [(s, p.name) for s, p in run_exports(run)] == [(8, "step-8"), (20, "step-20"), (100, "step-100"),
+                                                           (120, "final")]
+    assert _utterances_seen(run) == {10: 80, 20: 150, 120: 225}
+    records = [{"step": s, "utterances": s * 8, "qa_relative": 0.1 * i, "qa_accuracy": None, "repeat_recall": 0.2,
+                "real_repeat_recall": 0.0} for i, s in enumerate((8, 20))]
+    _plot(records, tmp_path / "curve.png", "run")
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"

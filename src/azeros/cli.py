@@ -296,6 +296,16 @@ def _eval(args: argparse.Namespace) -> int:
     from azeros.eval import JudgeClient, JudgeConfig, MiniSizes, build_systems, mini_tasks, run_benchmark
 
     start = time.perf_counter()
+    if args.what == "curve":
+        from azeros.eval.curve import learning_curve
+
+        if not args.run:
+            raise SystemExit("eval curve: --run RUN_DIR is required (a training run with exports/step-N)")
+        for record in learning_curve(args.run, args.out, data_dir=args.data, batch_size=args.batch_size,
+                                     device=args.device):
+            print(json.dumps(record))
+        print(f"total {time.perf_counter() - start:.0f}s; curve in {Path(args.out) / 'curve.png'}")
+        return 0
     sizes = MiniSizes(args.open_ended, args.instructions, args.paralinguistic, args.spoken_qa)
     tasks = mini_tasks(args.data, corpus_dir=args.corpus, corpus_size=args.corpus_size, sizes=sizes,
                        real=not args.no_real)
@@ -343,8 +353,10 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "paralinguistic multiple choice and the real recordings, on voices and texts never used in training. "
         "Writes per-item jsonl, summary.json, table.md and a chart per task group; greedy, so reruns agree.",
     )
-    parser.add_argument("what", choices=("mini", "compare"),
-                        help="mini: the given systems; compare: also train (or take) --models, tabulated together")
+    parser.add_argument("what", choices=("mini", "compare", "curve"),
+                        help="mini: the given systems; compare: also train (or take) --models, tabulated together; "
+                        "curve: held-out accuracy of each export of --run against steps and utterances seen")
+    parser.add_argument("--run", help="curve: a training run folder whose exports/step-N are evaluated")
     parser.add_argument("--models", default="TSIT_s=recipes/ablation_tsit_s.yaml,SIT_s=recipes/ablation_sit_s.yaml,"
                         "SIFT_s=recipes/ablation_sift_s.yaml,SIFT_s+SIFT_sp=recipes/stage2_final.yaml",
                         help="compare: NAME=RECIPE.yaml (its final model, trained when missing) or NAME=MODEL_DIR")

@@ -1,0 +1,141 @@
+"""Learning curves: held-out accuracy of a training run's exports against steps and utterances seen.
+
+A run with ``run.export_every`` leaves ``exports/step-{N}`` model folders beside ``final``. Each is
+evaluated on the held-out tasks (:func:`held_out_tasks`: spoken questions by held-out engines and
+speakers, and the real recordings) beside the ``text`` system on the same items, so every point is a
+raw accuracy and an accuracy relative to what the frozen LLM answers when it reads the words. The
+projector weights are swapped into one loaded model, so the LLM and encoders load once.
+
+Output: ``OUT/curve.json`` (one record per export), ``OUT/curve.png`` (relative and raw accuracy, and
+repeat recall, against steps and against utterances seen) and each point's benchmark folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from azeros.data.corpus import real_recordings_manifest
+from azeros.eval.runner import run_benchmark
+from azeros.eval.systems import AzerosSystem, build_systems
+from azeros.eval.task import Task
+from azeros.eval.tasks import RealChecksTask, SpokenQATask
+
+__all__ = ["held_out_tasks", "learning_curve", "run_exports"]
+
+logger = logging.getLogger(__name__)
+
+
+def held_out_tasks(data_dir: str | Path, voices_per_question: int = 1) -> list[Task]:
+    """Held-out spoken QA (content scored) and the real recordings' repeat and questions."""
+    data = Path(data_dir)
+    return [SpokenQATask(data / "spoken_qa", voices_per_question=voices_per_question),
+            RealChecksTask(real_recordings_manifest(data / "real"))]
+
+
+def run_exports(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of a run's exports and its ``final`` folder, by step.
+
+    Raises:
+        FileNotFoundError: the run has no export.
+    """
+    run = Path(run_dir)
+    points = [(int(m.group(1)), p) for p in (run / "exports").glob("step-*")
+              if (m := re.fullmatch(r"step-(\d+)", p.name)) and (p / "config.json").is_file()]
+    log = run / "log.jsonl"
+    if (run / "final" / "config.json").is_file() and log.is_file():
+        last = max(json.loads(line)["step"] for line in log.open() if line.strip())
+        points.append((last, run / "final"))
+    if not points:
+        raise FileNotFoundError(f"{run}: no exports/step-N or final model (train with run.export_every=N)")
+    return sorted(points)
+
+
+def _utterances_seen(run_dir: Path) -> dict[int, int]:
+    """Cumulative training utterances at each logged step (from the run's ``log.jsonl``)."""
+    seen, total = {}, 0
+    for line in (run_dir / "log.jsonl").open():
+        record = json.loads(line)
+        if record.get("kind") == "train":
+            total += record["samples"]
+            seen[record["step"]] = total
+    return seen
+
+
+def _mean(summary: dict[str, Any], key: str, subtasks: Sequence[str] | None = None,
+          exclude: Sequence[str] = ()) -> float | None:
+    values = [entry[key] for task in summary.values() for name, entry in task.items()
+              if key in entry and (subtasks is None or name in subtasks) and name not in exclude]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | Path = "data/eval",
+                   voices_per_question: int = 1, batch_size: int = 16, device: str = "cpu") -> list[dict[str, Any]]:
+    """Evaluate every export of a run on the held-out tasks; write ``curve.json`` and ``curve.png``.
+
+    Args:
+        run_dir: a training run's output folder.
+        out_dir: where the curve and each point's results go.
+        data_dir: where the spoken questions and real recordings are written.
+        voices_per_question: held-out voices per spoken question.
+        batch_size: items per generation call.
+        device: where the model goes.
+
+    Returns:
+        One record per export: step, utterances seen, and mean raw / relative accuracy of the spoken
+        questions (repeats apart), repeat recall (synthetic and real).
+    """
+    run, out = Path(run_dir), Path(out_dir)
+    points = run_exports(run)
+    seen = _utterances_seen(run)
+    tasks = held_out_tasks(data_dir, voices_per_question)
+    (text, speech), _ = build_systems(["text", f"step={points[0][1]}"], device=device)
+    records = []
+    for step, folder in points:
+        speech.model.load_projectors(folder)
+        system = AzerosSystem(speech.model, f"step-{step}")
+        result = run_benchmark([text, system], tasks, out / f"step-{step}", batch_size=batch_size, progress=False)
+        own = result.summary["systems"][system.name]
+        record = {
+            "step": step, "utterances": seen.get(step), "model": str(folder),
+            "qa_accuracy": _mean({"q": own["spoken_qa"]}, "value", exclude=["repeat"]),
+            "qa_relative": _mean({"q": own["spoken_qa"]}, "relative", exclude=["repeat"]),
+            "text_qa_accuracy": _mean({"q": result.summary["systems"]["text"]["spoken_qa"]}, "value", exclude=["repeat"]),
+            "repeat_recall": own["spoken_qa"]["repeat"]["value"],
+            "real_repeat_recall": own["real_checks"]["repeat"]["value"],
+        }
+        logger.info("learning curve: %s", record)
+        records.append(record)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "curve.json").write_text(json.dumps(records, indent=2) + "\n")
+    _plot(records, out / "curve.png", run.name)
+    return records
+
+
+def _plot(records: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
+    for axis, key, label in ((axes[0][0], "step", "training steps"), (axes[0][1], "utterances", "utterances seen")):
+        xs = [r[key] for r in records]
+        for series, name in (("qa_relative", "spoken QA, % of text-only"), ("qa_accuracy", "spoken QA accuracy"),
+                             ("repeat_recall", "repeat recall (held-out voices)"),
+                             ("real_repeat_recall", "repeat recall (real recordings)")):
+            axis.plot(xs, [100 * (r[series] or 0.0) for r in records], marker="o", label=name)
+        axis.axhline(50, color="gray", linestyle=":", linewidth=1)
+        axis.set_xlabel(label)
+        axis.set_ylabel("%")
+        axis.set_ylim(0, 100)
+        axis.grid(alpha=0.3)
+    axes[0][1].legend(fontsize="small")
+    figure.suptitle(f"held-out learning curve: {title}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(figure)

@@ -161,6 +161,28 @@ def test_degenerate_outputs_are_rejected(tiny_folder, tokenizer, tmp_path):
     assert result.degenerate == "nan logits"
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_joining_a_running_batch_answer_as_one_at_a_time(tokenizer, seed):
+    """Prompts of random lengths, answers that stop at random steps: freed slots are refilled mid-batch,
+    the newcomers' caches (wider or narrower than the running one) joined to it; every answer must be the
+    one the row gets alone."""
+    llm = tiny_llm("llama", len(tokenizer))
+    with torch.no_grad():
+        llm.lm_head.weight[tokenizer.convert_tokens_to_ids("<|im_end|>")] *= 2  # ends answers at varied steps
+    rng = random.Random(seed)
+    words = "what is the capital of france tell me a joke about cats how do i boil an egg".split()
+    requests = [Request(str(i), tuple(target_messages(get_mode("sift_s"), " ".join(rng.choices(words, k=n)), {})))
+                for i, n in enumerate(rng.choices([1, 2, 3, 20, 40, 60], k=10))]
+
+    def answers(max_batch):
+        backend = TransformersBackend("t", llm=llm, tokenizer=tokenizer, max_new_tokens=48, max_batch=max_batch)
+        return {r.key: (r.text, r.finish_reason) for r in backend.generate(requests)}
+
+    alone = answers(1)
+    assert len({reason for _, reason in alone.values()}) == 2  # some stop early, some run to the limit
+    assert answers(rng.choice([2, 3])) == alone
+
+
 class _ChatStub(BaseHTTPRequestHandler):
     """A tiny OpenAI chat server: the first call fails with 500, the second hangs past the timeout."""
 

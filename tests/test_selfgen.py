@@ -98,6 +98,41 @@ def test_run_writes_targets_rejects_and_accounting(manifest, backend, tmp_path):
     assert summary["inputs"] == summary["done"] + summary["rejected"] == 44
 
 
+def test_bad_audio_is_rejected_with_its_reason(backend, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from lhotse import Recording
+    from lhotse.audio import AudioSource
+
+    good = tmp_path / "good.wav"
+    sf.write(good, (np.random.default_rng(0).standard_normal(32000) * 0.1).astype("float32"), 16000)
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.full(32000, np.nan, dtype="float32"), 16000, subtype="FLOAT")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype="float32"), 16000)
+    text = tmp_path / "text.wav"
+    text.write_text("this is not audio " * 100)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32000, dtype="float32"), 16000)
+    files = {"good": good, "nan": nan, "empty": empty, "text": text, "missing": tmp_path / "missing.wav",
+             "silent": silent}
+    cuts = []
+    for name, path in files.items():
+        recording = Recording(f"r-{name}", [AudioSource("file", [0], str(path))], 16000, 32000, 2.0)
+        supervision = SupervisionSegment(name, recording.id, 0, 2.0, text="what is the capital of france",
+                                         language="en")
+        cuts.append(MonoCut(name, 0, 2.0, 0, recording=recording, supervisions=[supervision]))
+    CutSet.from_cuts(cuts).to_file(tmp_path / "bad.jsonl.gz")
+    config = GenerateConfig([DatasetSpec("bad", tmp_path / "bad.jsonl.gz")], tmp_path, modes=("sift_s", "tsit_s"))
+    for summary in run_generation(config, backend, progress=False):
+        assert (summary.inputs, summary.done, summary.rejected) == (6, 1, 5)
+        assert summary.rejected_by_reason == {"bad audio": 5}
+        rejects = {r["id"]: r["detail"] for r in iter_records(output_paths(tmp_path, "bad", summary.mode, 0)[1])}
+        assert "non-finite" in rejects["nan"] and "silent" in rejects["silent"], rejects
+        assert rejects["text"].endswith("Format not recognised.)"), rejects
+        assert rejects["missing"].endswith("missing.wav: file not found") and "empty" in rejects["empty"], rejects
+
+
 def test_languages_beyond_en_and_zh(backend, tmp_path):
     cuts = synthetic_cuts(3, tmp_path / "a.wav", language="ko")
     cuts.to_file(tmp_path / "ko.jsonl.gz")

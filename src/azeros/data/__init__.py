@@ -1,11 +1,13 @@
 """Data layer: typed views of Lhotse cuts, lazy tolerant reading, a resumable writer, dataset lists."""
 
 from azeros.data.cuts import (
+    ANY_DURATION,
     LABEL_KEYS,
     REFERENCE_SYSTEM_MESSAGE,
     TRUNCATION_MARK,
     Target,
     Utterance,
+    cut_audio,
     infer_mode,
     target_conversation,
     target_of,
@@ -15,6 +17,7 @@ from azeros.data.manifest import ManifestWriter, iter_records, mode_from_filenam
 from azeros.data.sources import DatasetSpec, load_datasets
 
 __all__ = [
+    "ANY_DURATION",
     "LABEL_KEYS",
     "REFERENCE_SYSTEM_MESSAGE",
     "TRUNCATION_MARK",
@@ -22,6 +25,7 @@ __all__ = [
     "ManifestWriter",
     "Target",
     "Utterance",
+    "cut_audio",
     "infer_mode",
     "iter_records",
     "load_datasets",

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from azeros.audio import AudioError, load_audio
-from azeros.data import ManifestWriter, read_cuts
+from azeros.data import ManifestWriter, cut_audio, read_cuts
 from azeros.models import SpeechLLM
 from azeros.models.chat import GenerationParams
 
@@ -62,15 +62,7 @@ def _cut_item(cut) -> InferItem:
     supervision = cut.supervisions[0] if cut.supervisions else None
     instruction = (supervision.custom or {}).get("instruction") if supervision is not None else None
     source = ", ".join(str(s.source) for s in cut.recording.sources) if cut.has_recording else ""
-
-    def load() -> np.ndarray:
-        try:
-            samples = cut.load_audio()  # [channels, samples]
-        except Exception as error:  # lhotse reports missing or unreadable files in many ways
-            raise AudioError(cut.id, f"cannot load audio ({error})") from error
-        return load_audio((samples.T, int(cut.sampling_rate)), name=cut.id)
-
-    return InferItem(cut.id, source, instruction or None, load)
+    return InferItem(cut.id, source, instruction or None, lambda: cut_audio(cut))
 
 
 def iter_items(inputs: Sequence[str | Path]) -> Iterator[InferItem]:

@@ -133,6 +133,22 @@ def test_bad_audio_is_rejected_with_its_reason(backend, tmp_path):
         assert rejects["missing"].endswith("missing.wav: file not found") and "empty" in rejects["empty"], rejects
 
 
+def test_every_manifest_line_is_done_or_rejected_with_file_and_line(backend, tmp_path):
+    good = [json.dumps(cut.to_dict()) for cut in synthetic_cuts(2, tmp_path / "a.wav")]
+    manifest = tmp_path / "lines.jsonl"
+    manifest.write_text("\n".join([good[0], "{not json", "[1, 2]", good[1], good[1][:50]]))
+    config = GenerateConfig([DatasetSpec("d", manifest)], tmp_path, modes=("sift_s",))
+    for attempt in range(2):  # a rerun finds every line accounted for
+        (summary,) = run_generation(config, backend, progress=False)
+        assert (summary.inputs, summary.done, summary.rejected) == (5, 2, 3)
+    rejects = {r["id"]: r for r in iter_records(output_paths(tmp_path, "d", "sift_s", 0)[1])}
+    assert {r["reason"] for r in rejects.values()} == {"malformed line"}
+    assert rejects["lines.jsonl:2"]["detail"].startswith(f"{manifest}:2: not valid JSON")
+    assert rejects["lines.jsonl:3"]["detail"].startswith(f"{manifest}:3: not a Lhotse cut")
+    assert rejects["lines.jsonl:5"]["detail"].startswith(f"{manifest}:5: torn last line")
+    assert len(list(iter_records(output_paths(tmp_path, "d", "sift_s", 0)[1]))) == 3  # none written twice
+
+
 def test_languages_beyond_en_and_zh(backend, tmp_path):
     cuts = synthetic_cuts(3, tmp_path / "a.wav", language="ko")
     cuts.to_file(tmp_path / "ko.jsonl.gz")

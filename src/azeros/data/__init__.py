@@ -13,7 +13,7 @@ from azeros.data.cuts import (
     target_of,
     with_target,
 )
-from azeros.data.manifest import ManifestWriter, iter_records, mode_from_filename, read_cuts
+from azeros.data.manifest import BadLine, ManifestWriter, iter_records, mode_from_filename, read_cuts
 from azeros.data.sources import DatasetSpec, load_datasets
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "LABEL_KEYS",
     "REFERENCE_SYSTEM_MESSAGE",
     "TRUNCATION_MARK",
+    "BadLine",
     "DatasetSpec",
     "ManifestWriter",
     "Target",

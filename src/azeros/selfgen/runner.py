@@ -28,6 +28,7 @@ from lhotse.cut import Cut
 from azeros.audio import AudioError
 from azeros.data import (
     ANY_DURATION,
+    BadLine,
     DatasetSpec,
     ManifestWriter,
     Target,
@@ -171,8 +172,9 @@ class _ModeRun:
         self.seen: set[str] = set()
 
     def _cuts(self) -> Iterator[Cut]:
+        """The shard's cuts, each id once; a line that is not a cut is rejected here, under its line's id."""
         taken = 0
-        for cut in read_cuts(self.spec.manifest):
+        for cut in read_cuts(self.spec.manifest, bad_lines=True):
             if shard_of(cut.id, self.config.num_shards) != self.config.shard:
                 continue
             if self.config.limit is not None and taken >= self.config.limit:
@@ -182,6 +184,10 @@ class _ModeRun:
                 self.summary.duplicates += 1
                 continue
             self.seen.add(cut.id)
+            if isinstance(cut, BadLine):
+                if cut.id not in self.rejects.done_ids:
+                    self.reject(cut.id, "malformed line", str(cut))
+                continue
             yield cut
 
     def requests(self) -> Iterator[Request]:

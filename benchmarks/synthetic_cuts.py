@@ -1,7 +1,7 @@
 """Synthetic Lhotse cuts with realistic assistant-style transcripts, for benchmarks and tests.
 
-Target generation reads only the text side of a cut, so the audio is one short quiet wav shared by all
-recordings; the transcripts (questions, requests, statements of varied length) and speaker labels are what
+Target generation reads the text side of a cut and only checks its audio, so the audio is one short quiet
+wav shared by all recordings (each cut a prefix of it); the transcripts (questions, requests, statements of varied length) and speaker labels are what
 matter.
 """
 
@@ -118,7 +118,7 @@ def synthetic_cuts(n: int, audio_path: Path, *, language: str = "en", seed: int 
         duration = num_samples / sample_rate
         recording = Recording(
             id=f"rec-{index:05d}", sources=[AudioSource("file", [0], str(audio_path))],
-            sampling_rate=sample_rate, num_samples=num_samples, duration=duration,
+            sampling_rate=sample_rate, num_samples=sample_rate * 4, duration=4.0,
         )
         custom = {}
         age = _AGES[rng.integers(len(_AGES))]

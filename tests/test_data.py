@@ -51,7 +51,7 @@ def test_writer_survives_a_torn_tail_and_resumes(tmp_path, suffix):
 def test_a_broken_line_in_the_middle_is_an_error(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a"}\n{"id": \n{"id": "c"}\n')
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):  # the file and line, not a bare parse error
         list(iter_records(path))
 
 

@@ -78,6 +78,15 @@ def test_save_and_load_reproduce_logits_exactly(tokenizer, tmp_path):
     }
 
 
+def test_non_finite_projector_weights_are_never_saved(tokenizer, tmp_path):
+    model = tiny_speech_llm(tokenizer)
+    with torch.no_grad():
+        model.projectors["semantic"].linear2.bias[3] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite values: speech_encoder_projector.linear2.bias"):
+        model.save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_reference_checkpoints_and_partial_weights(tokenizer, tmp_path):
     model = tiny_speech_llm(tokenizer, paralinguistic=True)
     state = model.projector_state()

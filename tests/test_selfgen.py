@@ -98,6 +98,57 @@ def test_run_writes_targets_rejects_and_accounting(manifest, backend, tmp_path):
     assert summary["inputs"] == summary["done"] + summary["rejected"] == 44
 
 
+def test_bad_audio_is_rejected_with_its_reason(backend, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from lhotse import Recording
+    from lhotse.audio import AudioSource
+
+    good = tmp_path / "good.wav"
+    sf.write(good, (np.random.default_rng(0).standard_normal(32000) * 0.1).astype("float32"), 16000)
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.full(32000, np.nan, dtype="float32"), 16000, subtype="FLOAT")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype="float32"), 16000)
+    text = tmp_path / "text.wav"
+    text.write_text("this is not audio " * 100)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32000, dtype="float32"), 16000)
+    files = {"good": good, "nan": nan, "empty": empty, "text": text, "missing": tmp_path / "missing.wav",
+             "silent": silent}
+    cuts = []
+    for name, path in files.items():
+        recording = Recording(f"r-{name}", [AudioSource("file", [0], str(path))], 16000, 32000, 2.0)
+        supervision = SupervisionSegment(name, recording.id, 0, 2.0, text="what is the capital of france",
+                                         language="en")
+        cuts.append(MonoCut(name, 0, 2.0, 0, recording=recording, supervisions=[supervision]))
+    CutSet.from_cuts(cuts).to_file(tmp_path / "bad.jsonl.gz")
+    config = GenerateConfig([DatasetSpec("bad", tmp_path / "bad.jsonl.gz")], tmp_path, modes=("sift_s", "tsit_s"))
+    for summary in run_generation(config, backend, progress=False):
+        assert (summary.inputs, summary.done, summary.rejected) == (6, 1, 5)
+        assert summary.rejected_by_reason == {"bad audio": 5}
+        rejects = {r["id"]: r["detail"] for r in iter_records(output_paths(tmp_path, "bad", summary.mode, 0)[1])}
+        assert "non-finite" in rejects["nan"] and "silent" in rejects["silent"], rejects
+        assert rejects["text"].endswith("Format not recognised.)"), rejects
+        assert rejects["missing"].endswith("missing.wav: file not found") and "empty" in rejects["empty"], rejects
+
+
+def test_every_manifest_line_is_done_or_rejected_with_file_and_line(backend, tmp_path):
+    good = [json.dumps(cut.to_dict()) for cut in synthetic_cuts(2, tmp_path / "a.wav")]
+    manifest = tmp_path / "lines.jsonl"
+    manifest.write_text("\n".join([good[0], "{not json", "[1, 2]", good[1], good[1][:50]]))
+    config = GenerateConfig([DatasetSpec("d", manifest)], tmp_path, modes=("sift_s",))
+    for attempt in range(2):  # a rerun finds every line accounted for
+        (summary,) = run_generation(config, backend, progress=False)
+        assert (summary.inputs, summary.done, summary.rejected) == (5, 2, 3)
+    rejects = {r["id"]: r for r in iter_records(output_paths(tmp_path, "d", "sift_s", 0)[1])}
+    assert {r["reason"] for r in rejects.values()} == {"malformed line"}
+    assert rejects["lines.jsonl:2"]["detail"].startswith(f"{manifest}:2: not valid JSON")
+    assert rejects["lines.jsonl:3"]["detail"].startswith(f"{manifest}:3: not a Lhotse cut")
+    assert rejects["lines.jsonl:5"]["detail"].startswith(f"{manifest}:5: torn last line")
+    assert len(list(iter_records(output_paths(tmp_path, "d", "sift_s", 0)[1]))) == 3  # none written twice
+
+
 def test_languages_beyond_en_and_zh(backend, tmp_path):
     cuts = synthetic_cuts(3, tmp_path / "a.wav", language="ko")
     cuts.to_file(tmp_path / "ko.jsonl.gz")
@@ -159,6 +210,28 @@ def test_degenerate_outputs_are_rejected(tiny_folder, tokenizer, tmp_path):
         llm.lm_head.weight.fill_(float("nan"))
     (result,) = backend.generate([Request("a", messages)])
     assert result.degenerate == "nan logits"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_joining_a_running_batch_answer_as_one_at_a_time(tokenizer, seed):
+    """Prompts of random lengths, answers that stop at random steps: freed slots are refilled mid-batch,
+    the newcomers' caches (wider or narrower than the running one) joined to it; every answer must be the
+    one the row gets alone."""
+    llm = tiny_llm("llama", len(tokenizer))
+    with torch.no_grad():
+        llm.lm_head.weight[tokenizer.convert_tokens_to_ids("<|im_end|>")] *= 2  # ends answers at varied steps
+    rng = random.Random(seed)
+    words = "what is the capital of france tell me a joke about cats how do i boil an egg".split()
+    requests = [Request(str(i), tuple(target_messages(get_mode("sift_s"), " ".join(rng.choices(words, k=n)), {})))
+                for i, n in enumerate(rng.choices([1, 2, 3, 20, 40, 60], k=10))]
+
+    def answers(max_batch):
+        backend = TransformersBackend("t", llm=llm, tokenizer=tokenizer, max_new_tokens=48, max_batch=max_batch)
+        return {r.key: (r.text, r.finish_reason) for r in backend.generate(requests)}
+
+    alone = answers(1)
+    assert len({reason for _, reason in alone.values()}) == 2  # some stop early, some run to the limit
+    assert answers(rng.choice([2, 3])) == alone
 
 
 class _ChatStub(BaseHTTPRequestHandler):

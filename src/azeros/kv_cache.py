@@ -28,33 +28,50 @@ __all__ = ["GrowingCache", "GrowingLayer", "PrefixStates", "cache_keyword"]
 _MIN_HEADROOM = 128  # positions added beyond what is needed when a buffer is (re)allocated
 
 
+class _Filled:
+    """A :class:`GrowingLayer`'s ``keys`` or ``values``: reads as the filled part of its own buffer; assigning a
+    tensor makes that tensor the buffer, filled to its full length.
+
+    Keys and values each keep their own filled length, so assigning one never changes how the other reads:
+    ``layer.keys = f(layer.keys); layer.values = f(layer.values)`` (what transformers and the batch join do)
+    works as with ``DynamicLayer`` even when ``f`` changes the length.
+    """
+
+    def __init__(self, buffer: str, length: str) -> None:
+        self.buffer, self.length = buffer, length  # the layer's attribute names
+
+    def __get__(self, layer: GrowingLayer | None, owner: type | None = None) -> torch.Tensor | None:
+        if layer is None:
+            return self
+        buffer = getattr(layer, self.buffer)
+        return None if buffer is None else buffer[:, :, : getattr(layer, self.length)]
+
+    def __set__(self, layer: GrowingLayer, tensor: torch.Tensor | None) -> None:
+        setattr(layer, self.buffer, tensor)
+        setattr(layer, self.length, 0 if tensor is None or tensor.dim() != 4 else tensor.shape[-2])
+
+
 class GrowingLayer(DynamicLayer):
     """One layer's keys and values ``[b, h, capacity, d]``, of which the first ``length`` positions are filled."""
 
+    keys = _Filled("_key_buffer", "_key_length")
+    values = _Filled("_value_buffer", "_value_length")
+
     def __init__(self, **kwargs) -> None:
-        self._key_buffer: torch.Tensor | None = None
-        self._value_buffer: torch.Tensor | None = None
-        self._length = 0
+        self.keys = self.values = None
         super().__init__(**kwargs)
 
-    # ``keys`` / ``values`` are views of the filled part; assigning one (transformers and azeros both do)
-    # makes the assigned tensor the new buffer, filled to its full length.
     @property
-    def keys(self) -> torch.Tensor | None:
-        return None if self._key_buffer is None else self._key_buffer[:, :, : self._length]
+    def _length(self) -> int:
+        """The filled positions of keys and values, which must agree (a caller may have assigned only one)."""
+        if self._key_length != self._value_length:
+            raise RuntimeError(f"the cache holds keys of {self._key_length} positions but values of "
+                               f"{self._value_length}: assign both")
+        return self._key_length
 
-    @keys.setter
-    def keys(self, tensor: torch.Tensor | None) -> None:
-        self._key_buffer = tensor
-        self._length = 0 if tensor is None or tensor.dim() != 4 else tensor.shape[-2]
-
-    @property
-    def values(self) -> torch.Tensor | None:
-        return None if self._value_buffer is None else self._value_buffer[:, :, : self._length]
-
-    @values.setter
-    def values(self, tensor: torch.Tensor | None) -> None:
-        self._value_buffer = tensor
+    @_length.setter
+    def _length(self, length: int) -> None:
+        self._key_length = self._value_length = length
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.device = key_states.device

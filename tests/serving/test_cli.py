@@ -39,12 +39,28 @@ def test_infer_records_every_item_once_and_resumes(model_folder, model, wavs, tm
     errors = {r["id"]: r["error"] for r in records if "error" in r}
     assert errors[str(tmp_path / "missing.wav")] == "file not found"
     assert "unreadable audio" in errors[str(broken)]
-    assert "cannot load audio" in errors[lost.to_cut().id]
+    assert errors[lost.to_cut().id].endswith("lost.wav: file not found")
     assert "duplicate id" in errors[str(wavs[0])]
 
     assert main(["infer", str(model_folder), *inputs[:2], "-o", str(out), "--max-new-tokens", str(MAX)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] == 2
     assert len(out.read_text().splitlines()) == 6  # nothing written twice
+
+
+def test_infer_fails_each_unreadable_manifest_line_by_file_and_number(model_folder, wavs, tmp_path, capsys):
+    good = json.dumps(Recording.from_file(wavs[0], recording_id="good").to_cut().to_dict())
+    manifest = tmp_path / "bad.jsonl"
+    manifest.write_text("\n".join([good, "{not json", '{"hello": 1}', good.replace("good", "good2"), good[:40]]))
+    out = tmp_path / "out.jsonl"
+    assert main(["infer", str(model_folder), str(manifest), "-o", str(out), "--no-progress",
+                 "--max-new-tokens", str(MAX)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "total": 5, "answered": 2, "failed": 3, "skipped": 0}
+    errors = {r["id"]: r["error"] for r in map(json.loads, out.read_text().splitlines()) if "error" in r}
+    assert errors.keys() == {"bad.jsonl:2", "bad.jsonl:3", "bad.jsonl:5"}
+    assert errors["bad.jsonl:2"].startswith(f"{manifest}:2: not valid JSON")
+    assert errors["bad.jsonl:3"].startswith(f"{manifest}:3: not a Lhotse cut")
+    assert errors["bad.jsonl:5"].startswith(f"{manifest}:5: torn last line")
 
 
 def test_chat_streams_answers_turn_after_turn(model_folder, model, wavs, monkeypatch, capsys):

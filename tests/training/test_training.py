@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,39 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path, tiny_model_se
     model = SpeechLLM.from_pretrained(resumed, verbose=False)
     assert torch.equal(model.projector_state()["speech_encoder_projector.linear1.weight"],
                        a["speech_encoder_projector.linear1.weight"]) is False  # export holds the EMA, not the last step
+
+
+def test_non_finite_losses_never_update_the_weights_and_stop_the_run(tmp_path, tiny_model_section, manifests, monkeypatch):
+    forward = SpeechLLM.forward
+    monkeypatch.setattr(SpeechLLM, "forward",
+                        lambda self, batch, **kw: replace(forward(self, batch, **kw), loss=forward(self, batch, **kw).loss * float("nan")))
+    recipe = tiny_recipe(tmp_path / "nan", tiny_model_section, manifests, optim={"max_nonfinite_steps": 3},
+                         run={"max_steps": 8, "save_every": 1})
+    with pytest.raises(RuntimeError, match="3 steps in a row had a non-finite loss"):
+        _run(recipe, tmp_path / "nan.yaml")
+    start = _model(tiny_model_section).projector_state()
+    for step in (1, 2):
+        saved = load_file(tmp_path / "nan" / "checkpoints" / f"step-{step}" / "projectors.safetensors")
+        assert all(torch.equal(saved[k], start[k]) for k in start)
+    assert not (tmp_path / "nan" / "checkpoints" / "step-3").exists() and not (tmp_path / "nan" / "final").exists()
+
+
+def test_cuts_with_bad_audio_are_left_out_of_batches_and_the_cache(tmp_path, tiny_model_section, manifests, caplog):
+    import numpy as np
+    import soundfile as sf
+
+    model = _model(tiny_model_section)
+    cuts = list(manifest_cuts(manifests["train"]))[:3]
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.full(cuts[1].recording.num_samples, np.nan, dtype="float32"), 16000, subtype="FLOAT")
+    source = replace(cuts[1].recording.sources[0], source=str(nan))
+    bad = replace(cuts[1], recording=replace(cuts[1].recording, sources=[source]))
+    cache = EncoderCache(tmp_path / "cache", model.encoders["semantic"])
+    items = load_items([cuts[0], bad, cuts[2]], model.roles, caches={"semantic": cache})
+    assert [item.cut.id for item in items] == [cuts[0].id, cuts[2].id]
+    assert f"skipping cut {bad.id}: contains non-finite samples" in caplog.text
+    make_batch(model, items, {"semantic": cache})
+    assert bad.id not in cache and cuts[0].id in cache
 
 
 @pytest.mark.parametrize("shard_llm", [False, True], ids=["ddp", "fsdp"])

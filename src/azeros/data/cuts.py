@@ -5,6 +5,8 @@ reads from it and writes into it, so no other module digs through ``supervisions
 
 * :class:`Utterance`: the text side of a cut, which is all target generation needs: the transcript,
   the language and the raw speaker labels.
+* :func:`cut_audio`: the audio side, loaded and validated by the one rule of :func:`azeros.audio.load_audio`
+  (generation, the encoder cache, training and inference all read a cut's audio through it).
 * :class:`Target`: what generation adds, stored under the first supervision's ``custom``: the response,
   and the exact context it was generated from (mode, system message, instruction, user content), the
   model that wrote it and why it stopped.
@@ -15,13 +17,16 @@ that conversation from a generated cut.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+import numpy as np
 from lhotse.cut import Cut
 
+from azeros.audio import AudioError, AudioLimits, load_audio
 from azeros.text import (
     ASR_PROMPTS,
     INSTRUCTIONS,
@@ -35,11 +40,13 @@ from azeros.text import (
 )
 
 __all__ = [
+    "ANY_DURATION",
     "LABEL_KEYS",
     "REFERENCE_SYSTEM_MESSAGE",
     "TRUNCATION_MARK",
     "Target",
     "Utterance",
+    "cut_audio",
     "infer_mode",
     "target_conversation",
     "target_of",
@@ -51,6 +58,43 @@ TRUNCATION_MARK = "<|truncated|>"  # the reference appends it to answers cut sho
 # The reference generated its ssp targets with this exact text (its missing space included); training on
 # a reference ssp manifest must show the model the same context.
 REFERENCE_SYSTEM_MESSAGE = SYSTEM_MESSAGE.replace("audios. NEVER", "audios.NEVER")
+# Audio checks without duration bounds, for readers whose own settings bound a cut's duration.
+ANY_DURATION = AudioLimits(min_seconds=0.0, max_seconds=math.inf)
+
+
+def cut_audio(cut: Cut, limits: AudioLimits = AudioLimits()) -> np.ndarray:
+    """A cut's audio as float32 mono 16 kHz, validated as every input is (:func:`azeros.audio.load_audio`).
+
+    Args:
+        cut: a cut with a recording.
+        limits: duration and silence bounds.
+
+    Returns:
+        The waveform ``[samples]``.
+
+    Raises:
+        AudioError: naming the cut, when it has no recording, its file is missing or unreadable, or the
+            audio is empty, non-finite, silent or outside ``limits``.
+    """
+    if not cut.has_recording:
+        raise AudioError(cut.id, "no recording")
+    try:
+        samples = cut.load_audio()  # [channels, samples]
+    except Exception as error:  # lhotse reports missing or unreadable files in many ways, at length
+        raise _load_failure(cut, error) from error
+    return load_audio((samples.T, int(cut.sampling_rate)), name=cut.id, limits=limits)
+
+
+def _load_failure(cut: Cut, error: Exception) -> AudioError:
+    """Why lhotse could not load a cut, in one line: a source file's fault as ``load_audio`` words it
+    (missing, empty, not audio), else the first line of lhotse's message."""
+    for source in cut.recording.sources:
+        if source.type == "file":
+            try:
+                load_audio(source.source, limits=ANY_DURATION)
+            except AudioError as file_error:
+                return AudioError(cut.id, str(file_error))
+    return AudioError(cut.id, f"cannot load audio ({str(error).splitlines()[0]})")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Lhotse manifests in and out: a lazy, tolerant reader and a writer that resumes.
 
 The reader streams ``.jsonl`` / ``.jsonl.gz`` one cut at a time and tolerates a torn last line (what a
-killed writer leaves); a broken line anywhere else is an error. It also reads the reference
+killed writer leaves); a broken line anywhere else is an error that names the file and line. Readers that
+must account for every line of their input (``generate``, ``infer``) ask for each unreadable line, torn
+last line included, as a :class:`BadLine` in its place. It also reads the reference
 implementation's manifests unchanged: its target fields may sit directly on the supervision and its
 files are named ``{mode}_{shard}.jsonl.gz``, which tells the mode.
 
@@ -19,6 +21,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +30,7 @@ from lhotse.serialization import deserialize_item
 
 from azeros.text import MODES
 
-__all__ = ["ManifestWriter", "iter_records", "mode_from_filename", "read_cuts"]
+__all__ = ["BadLine", "ManifestWriter", "iter_records", "mode_from_filename", "read_cuts"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,33 +50,82 @@ def _open_text(path: Path, mode: str) -> IO[str]:
     return open(path, mode, encoding="utf-8")
 
 
-class _Scan:
-    """The records of one file, noting whether the file ended cleanly (no torn tail)."""
+@dataclass(frozen=True)
+class BadLine:
+    """A manifest line that cannot be read, in place of the cut it should have held.
 
-    def __init__(self, path: Path) -> None:
+    Attributes:
+        path: the manifest.
+        number: the 1-based line number.
+        reason: why it cannot be read.
+    """
+
+    path: Path
+    number: int
+    reason: str
+
+    @property
+    def id(self) -> str:
+        """A stable stand-in for the cut id the line lacks (``cuts.jsonl.gz:17``), to account for it as a cut."""
+        return f"{self.path.name}:{self.number}"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.number}: {self.reason}"
+
+
+class _Scan:
+    """The ``(line number, record or BadLine)`` of one file, noting whether it ended cleanly (no torn tail).
+
+    Args:
+        path: the file.
+        report_tail: give a torn last line (or a gzip stream cut short) as a :class:`BadLine` rather
+            than skip it with a warning.
+    """
+
+    def __init__(self, path: Path, report_tail: bool = False) -> None:
         self.path = path
+        self.report_tail = report_tail
         self.clean = True
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        pending: str | None = None  # the last line read: it may be torn, so it is parsed leniently
+    def _parsed(self, number: int, line: str, reason: str = "not valid JSON") -> dict[str, Any] | BadLine:
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError as error:
+            return BadLine(self.path, number, f"{reason} ({error})")
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
+        pending: tuple[int, str] | None = None  # the last line read: it may be torn
+        number = 0
         try:
             with _open_text(self.path, "r") as handle:
-                for line in handle:
+                for number, line in enumerate(handle, start=1):
                     if pending is not None:
-                        yield json.loads(pending)  # not the last line: a parse error here is real
-                    pending = line if line.strip() else None
+                        yield pending[0], self._parsed(*pending)  # not the last line: a parse error here is real
+                    pending = (number, line) if line.strip() else None
         except (EOFError, zlib.error, gzip.BadGzipFile):
             self.clean = False  # a gzip stream cut short: what was decompressed before the cut is kept
-            logger.warning("%s ends in a torn gzip block (killed writer?); reading what precedes it", self.path)
+            if self.report_tail:
+                yield number + 1, BadLine(self.path, number + 1, "the file ends in a torn gzip block")
+            else:
+                logger.warning("%s ends in a torn gzip block (killed writer?); reading what precedes it", self.path)
         if pending is None:
             return
-        try:
-            record = json.loads(pending)
-        except json.JSONDecodeError:
+        record = self._parsed(*pending, reason="torn last line, not valid JSON")
+        if isinstance(record, BadLine):
             self.clean = False
-            logger.warning("%s: skipping a torn last line", self.path)
+            if self.report_tail:
+                yield pending[0], record
+            else:
+                logger.warning("%s: skipping a torn last line", self.path)
             return
-        self.clean = self.clean and pending.endswith("\n")
+        self.clean = self.clean and pending[1].endswith("\n")
+        yield pending[0], record
+
+
+def _records(scan: _Scan) -> Iterator[dict[str, Any]]:
+    for _, record in scan:
+        if isinstance(record, BadLine):
+            raise ValueError(str(record))
         yield record
 
 
@@ -85,8 +137,11 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
 
     Yields:
         One dict per complete line.
+
+    Raises:
+        ValueError: naming the file and line, for a line before the last that is not JSON.
     """
-    yield from _Scan(Path(path))
+    yield from _records(_Scan(Path(path)))
 
 
 def _as_cut(record: dict[str, Any], mode: str | None) -> Cut:
@@ -103,7 +158,7 @@ def _as_cut(record: dict[str, Any], mode: str | None) -> Cut:
     return deserialize_item(record)
 
 
-def read_cuts(paths: str | Path | Iterable[str | Path]) -> Iterator[Cut]:
+def read_cuts(paths: str | Path | Iterable[str | Path], *, bad_lines: bool = False) -> Iterator[Cut | BadLine]:
     """Lazily read cuts from one or more manifests (``.jsonl`` / ``.jsonl.gz``), in order.
 
     Reference manifests load unchanged: target fields found directly on a supervision are moved under
@@ -112,14 +167,28 @@ def read_cuts(paths: str | Path | Iterable[str | Path]) -> Iterator[Cut]:
 
     Args:
         paths: a manifest or several.
+        bad_lines: yield each line that is not a cut (not JSON, not a Lhotse cut, a torn last line) as a
+            :class:`BadLine` in its place, so the caller can account for every line. Otherwise such a
+            line raises, except a torn last line, which is skipped with a warning.
 
     Yields:
-        Lhotse cuts.
+        Lhotse cuts (and :class:`BadLine` where asked).
+
+    Raises:
+        ValueError: naming the file, line and reason, for a line that is not a cut (without ``bad_lines``).
     """
     for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        path = Path(path)
         mode = mode_from_filename(path)
-        for record in iter_records(path):
-            yield _as_cut(record, mode)
+        for number, record in _Scan(path, report_tail=bad_lines):
+            if not isinstance(record, BadLine):
+                try:
+                    record = _as_cut(record, mode)
+                except Exception as error:  # lhotse rejects a record that is not a cut in many ways
+                    record = BadLine(path, number, f"not a Lhotse cut ({type(error).__name__}: {error})")
+            if isinstance(record, BadLine) and not bad_lines:
+                raise ValueError(str(record))
+            yield record
 
 
 class ManifestWriter:
@@ -139,7 +208,7 @@ class ManifestWriter:
         self.done_ids: set[str] = set()
         if self.path.exists():
             scan = _Scan(self.path)
-            records = list(scan)
+            records = list(_records(scan))
             self.done_ids = {record["id"] for record in records}
             if not scan.clean:
                 self._rewrite(records)

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from azeros.audio import AudioError, load_audio
-from azeros.data import ManifestWriter, read_cuts
+from azeros.data import BadLine, ManifestWriter, cut_audio, read_cuts
 from azeros.models import SpeechLLM
 from azeros.models.chat import GenerationParams
 
@@ -33,12 +33,14 @@ class InferItem:
         source: where the audio comes from (for the output record).
         instruction: text written after the audio (a manifest's stored instruction), if any.
         load: returns the 16 kHz waveform; raises with a reason when the audio is bad.
+        error: why the item cannot be answered, known as it is read (a manifest line that is not a cut).
     """
 
     id: str
     source: str
     instruction: str | None
     load: Callable[[], np.ndarray]
+    error: str | None = None
 
 
 @dataclass
@@ -59,18 +61,12 @@ class InferSummary:
 
 
 def _cut_item(cut) -> InferItem:
+    if isinstance(cut, BadLine):
+        return InferItem(cut.id, str(cut.path), None, lambda: None, error=str(cut))
     supervision = cut.supervisions[0] if cut.supervisions else None
     instruction = (supervision.custom or {}).get("instruction") if supervision is not None else None
     source = ", ".join(str(s.source) for s in cut.recording.sources) if cut.has_recording else ""
-
-    def load() -> np.ndarray:
-        try:
-            samples = cut.load_audio()  # [channels, samples]
-        except Exception as error:  # lhotse reports missing or unreadable files in many ways
-            raise AudioError(cut.id, f"cannot load audio ({error})") from error
-        return load_audio((samples.T, int(cut.sampling_rate)), name=cut.id)
-
-    return InferItem(cut.id, source, instruction or None, load)
+    return InferItem(cut.id, source, instruction or None, lambda: cut_audio(cut))
 
 
 def iter_items(inputs: Sequence[str | Path]) -> Iterator[InferItem]:
@@ -78,7 +74,7 @@ def iter_items(inputs: Sequence[str | Path]) -> Iterator[InferItem]:
     for given in inputs:
         path = Path(given)
         if path.name.endswith(MANIFEST_SUFFIXES):
-            yield from (_cut_item(cut) for cut in read_cuts(path))
+            yield from (_cut_item(cut) for cut in read_cuts(path, bad_lines=True))
         elif path.is_dir():
             for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
                 yield InferItem(str(file), str(file), None, lambda file=file: load_audio(file))
@@ -138,6 +134,10 @@ def infer(
                     summary.failed += 1
                     continue
                 seen.add(item.id)
+                if item.error is not None:
+                    writer.write({**record, "error": item.error})
+                    summary.failed += 1
+                    continue
                 try:
                     ready.append((item, item.load(), instruction or item.instruction))
                 except AudioError as error:

@@ -595,12 +595,23 @@ class SpeechLLM(nn.Module):
     # ----------------------------------------------------------------------------------------- files
 
     def projector_state(self) -> dict[str, torch.Tensor]:
-        """Projector weights under the reference's names (``speech_encoder_projector.linear1.weight``...)."""
-        return {
+        """Projector weights under the reference's names (``speech_encoder_projector.linear1.weight``...).
+
+        This is what every export and checkpoint writes, so it refuses weights that a diverged run left
+        non-finite: a NaN model must not be saved as if it were a model.
+
+        Raises:
+            ValueError: naming the weights that hold NaN or infinite values.
+        """
+        state = {
             f"{PROJECTOR_KEYS[role]}.{name}": tensor.detach().contiguous().cpu()
             for role, projector in self.projectors.items()
             for name, tensor in projector.state_dict().items()
         }
+        bad = [name for name, tensor in state.items() if not torch.isfinite(tensor).all()]
+        if bad:
+            raise ValueError(f"refusing to save projector weights with NaN or infinite values: {', '.join(bad)}")
+        return state
 
     def load_projectors(self, path: str | Path, roles: Sequence[str] | None = None) -> list[str]:
         """Load projector weights from a file or model folder; every asked projector must load completely.
@@ -645,6 +656,7 @@ class SpeechLLM(nn.Module):
             folder: where to write.
             include_llm: also copy the frozen LLM into ``folder/llm`` (otherwise the config points to it).
         """
+        state = self.projector_state()  # refuses non-finite weights before anything is written
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = self.config.to_dict()
@@ -652,7 +664,7 @@ class SpeechLLM(nn.Module):
             self.llm.save_pretrained(folder / "llm")
             self.tokenizer.save_pretrained(folder / "llm")
             config["llm"] = "llm"
-        save_file(self.projector_state(), folder / "model.safetensors", metadata={"format": "pt"})
+        save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
         (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         return folder
 

@@ -25,7 +25,19 @@ from pathlib import Path
 
 from lhotse.cut import Cut
 
-from azeros.data import DatasetSpec, ManifestWriter, Target, Utterance, iter_records, read_cuts, with_target
+from azeros.audio import AudioError
+from azeros.data import (
+    ANY_DURATION,
+    BadLine,
+    DatasetSpec,
+    ManifestWriter,
+    Target,
+    Utterance,
+    cut_audio,
+    iter_records,
+    read_cuts,
+    with_target,
+)
 from azeros.selfgen.base import Backend, Request
 from azeros.text import Message, age_group, get_mode, instruction_for, normalize_label, target_messages
 
@@ -126,8 +138,12 @@ def _unreadable_labels(utterance: Utterance) -> list[str]:
     return bad
 
 
-def _rejection(utterance: Utterance, config: GenerateConfig, oracle: str) -> tuple[str, str] | None:
-    """``(reason, detail)`` when a cut cannot be used, else ``None``."""
+def _rejection(cut: Cut, utterance: Utterance, config: GenerateConfig, oracle: str) -> tuple[str, str] | None:
+    """``(reason, detail)`` when a cut cannot be used, else ``None``.
+
+    The audio is opened and checked last (the costliest check): a target is only worth writing for audio
+    that training can use, and an empty, non-finite or unreadable file would poison the projectors.
+    """
     if not config.min_duration < utterance.duration <= config.max_duration:
         return "bad duration", f"{utterance.duration:.2f}s not in ({config.min_duration}, {config.max_duration}]"
     if not utterance.transcript:
@@ -136,6 +152,10 @@ def _rejection(utterance: Utterance, config: GenerateConfig, oracle: str) -> tup
         return "text too long", f"{len(utterance.transcript)} chars in {utterance.duration:.2f}s"
     if oracle == "sp" and (bad := _unreadable_labels(utterance)):
         return "unreadable metadata", ", ".join(f"{k}={utterance.labels[k]!r}" for k in bad if k in utterance.labels)
+    try:
+        cut_audio(cut, ANY_DURATION)  # the cut's duration was checked against the config above
+    except AudioError as error:
+        return "bad audio", error.reason
     return None
 
 
@@ -152,8 +172,9 @@ class _ModeRun:
         self.seen: set[str] = set()
 
     def _cuts(self) -> Iterator[Cut]:
+        """The shard's cuts, each id once; a line that is not a cut is rejected here, under its line's id."""
         taken = 0
-        for cut in read_cuts(self.spec.manifest):
+        for cut in read_cuts(self.spec.manifest, bad_lines=True):
             if shard_of(cut.id, self.config.num_shards) != self.config.shard:
                 continue
             if self.config.limit is not None and taken >= self.config.limit:
@@ -163,6 +184,10 @@ class _ModeRun:
                 self.summary.duplicates += 1
                 continue
             self.seen.add(cut.id)
+            if isinstance(cut, BadLine):
+                if cut.id not in self.rejects.done_ids:
+                    self.reject(cut.id, "malformed line", str(cut))
+                continue
             yield cut
 
     def requests(self) -> Iterator[Request]:
@@ -172,7 +197,7 @@ class _ModeRun:
             if cut.id in done_before:
                 continue
             utterance = Utterance.from_cut(cut)
-            rejection = _rejection(utterance, self.config, self.mode.oracle)
+            rejection = _rejection(cut, utterance, self.config, self.mode.oracle)
             if rejection:
                 self.reject(cut.id, *rejection)
                 continue

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 from lhotse.dataset import DynamicBucketingSampler
 
-from azeros.audio import SAMPLE_RATE
-from azeros.data import Target, read_cuts, target_conversation, target_of
+from azeros.audio import SAMPLE_RATE, AudioError
+from azeros.data import ANY_DURATION, Target, cut_audio, read_cuts, target_conversation, target_of
 from azeros.models import SpeechLLM, TokenBatch
 from azeros.models.encoders import pad_frames
 from azeros.text import IGNORE_INDEX, Message, RenderedChat
@@ -44,6 +45,8 @@ __all__ = [
     "training_sampler",
     "usable",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class _Manifest:
@@ -155,20 +158,48 @@ class TrainItem:
 
     @cached_property
     def wave(self) -> np.ndarray:
-        """The mono float32 waveform, loaded on first use (never, when the cache serves every encoder)."""
-        return self.cut.load_audio()[0].astype(np.float32)
+        """The mono float32 waveform, loaded and checked on first use (never, when the cache serves every
+        encoder); raises :class:`azeros.audio.AudioError` for audio that must not train."""
+        return cut_audio(self.cut, ANY_DURATION)  # the recipe's bounds chose the cut's duration
+
+    def served_by(self, caches: Mapping[str, EncoderCache], roles: Sequence[str]) -> bool:
+        """Whether the caches hold this item's frames for every encoder, so its audio is never read."""
+        return self.cacheable and all(role in caches and self.cut.id in caches[role] for role in roles)
 
 
-def load_items(cuts: Iterable[Cut], roles: Sequence[str], speeds: Sequence[float] = (), salt: str = "") -> list[TrainItem]:
+def load_items(
+    cuts: Iterable[Cut], roles: Sequence[str], speeds: Sequence[float] = (), salt: str = "",
+    caches: Mapping[str, EncoderCache] | None = None,
+) -> list[TrainItem]:
     """Batch items, each with a speed factor drawn from ``speeds`` (none when empty).
 
     The draw depends only on ``salt`` (seed and step) and the cut id, so a resumed run, or the same
-    global batch split over another number of processes, perturbs every cut the same way.
+    global batch split over another number of processes, perturbs every cut the same way. The audio the
+    encoders will read is loaded and checked here: a cut with bad audio (empty, non-finite, silent,
+    unreadable) is left out and logged with its id and reason, so it can neither poison the encoder cache
+    nor the projectors. Frames in the cache came from audio checked when they were computed.
+
+    Args:
+        cuts: the cuts of a batch.
+        roles: the model's encoder roles.
+        speeds: speed factors to draw from.
+        salt: seeds the draw.
+        caches: encoder caches by role; cuts they serve entirely are not read.
+
+    Returns:
+        The items of the cuts with usable audio (fewer than ``cuts`` when some were left out).
     """
-    return [
-        TrainItem.from_cut(cut, roles, random.Random(f"{salt}-{cut.id}").choice(speeds) if speeds else 1.0)
-        for cut in cuts
-    ]
+    items = []
+    for cut in cuts:
+        item = TrainItem.from_cut(cut, roles, random.Random(f"{salt}-{cut.id}").choice(speeds) if speeds else 1.0)
+        if not item.served_by(caches or {}, roles):
+            try:
+                item.wave  # noqa: B018 (loads and checks the audio now, while the cut can still be left out)
+            except AudioError as error:
+                logger.warning("skipping cut %s: %s", cut.id, error.reason)
+                continue
+        items.append(item)
+    return items
 
 
 def _encoder_frames(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache]) -> dict:

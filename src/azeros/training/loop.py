@@ -8,6 +8,8 @@ So the update is the same whether the global batch is split over micro-batches o
 
 from __future__ import annotations
 
+import logging
+import math
 import sys
 import time
 from dataclasses import replace
@@ -36,6 +38,8 @@ from azeros.training.recipe import ModelSection, TrainRecipe
 from azeros.training.schedule import lr_at
 
 __all__ = ["build_model", "evaluate", "fill_cache", "open_caches", "train"]
+
+logger = logging.getLogger(__name__)
 
 
 def build_model(section: ModelSection, seed: int, verbose: bool = True) -> SpeechLLM:
@@ -105,7 +109,9 @@ def evaluate(model: SpeechLLM, recipe: TrainRecipe, caches: dict[str, EncoderCac
         passes = dist.max(len(chunks)) if recipe.run.shard_llm else len(chunks)
         for index in range(passes):
             counted = index < len(chunks)
-            items = load_items(chunks[index] if counted else (mine or every)[:1], model.roles)
+            items = load_items(chunks[index] if counted else (mine or every)[:1], model.roles, caches=caches)
+            if not items:  # every cut of the chunk had bad audio (logged)
+                continue
             batch = make_batch(model, items, caches)
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 result = model(batch)
@@ -135,10 +141,10 @@ def fill_cache(recipe: TrainRecipe) -> dict[str, int]:
             if usable(cut, recipe.data) and not all(cut.id in cache for cache in caches.values()):
                 pending.append(cut)
             if len(pending) == recipe.data.max_cuts:
-                make_batch(model, load_items(pending, model.roles), caches)
+                _encode(model, pending, caches)
                 pending = []
         if pending:
-            make_batch(model, load_items(pending, model.roles), caches)
+            _encode(model, pending, caches)
     for cache in caches.values():
         cache.flush()
     return {role: len(cache.location) - before[role] for role, cache in caches.items()}
@@ -153,6 +159,13 @@ def _export_average(model: SpeechLLM, average: ProjectorAverage, trainable: dict
     with torch.no_grad():
         for name, p in trainable.items():
             p.copy_(live[name])
+
+
+def _encode(model: SpeechLLM, cuts: list, caches: dict[str, EncoderCache]) -> None:
+    """Put the frames of ``cuts`` into the caches (cuts with bad audio are logged and left out)."""
+    items = load_items(cuts, model.roles, caches=caches)
+    if items:
+        make_batch(model, items, caches)
 
 
 def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
@@ -220,6 +233,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
     progress = tqdm(total=recipe.run.max_steps, initial=step, disable=not (dist.main and recipe.run.progress), dynamic_ncols=True)
     window = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, tokens, samples since the last log line
     window_start = time.perf_counter()
+    skipped_cuts = skipped_steps = bad_in_a_row = 0
     while step < recipe.run.max_steps:
         lr = lr_at(step, recipe.optim, recipe.run.max_steps)
         for group in optimizer.param_groups:
@@ -228,8 +242,11 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
         # Draw the step's micro-batches first: the loss is normalized by the global batch's token count.
         micro = []
         for _ in range(recipe.optim.grad_accum):
-            items = load_items(next(batches), model.roles, recipe.data.speed_perturb, salt=f"{recipe.seed}-{step}")
-            micro.extend(token_batches(model, items, caches, recipe.data.max_tokens_per_forward))
+            cuts_drawn = next(batches)
+            items = load_items(cuts_drawn, model.roles, recipe.data.speed_perturb, salt=f"{recipe.seed}-{step}", caches=caches)
+            skipped_cuts += len(cuts_drawn) - len(items)  # bad audio, each logged by id
+            if items:
+                micro.extend(token_batches(model, items, caches, recipe.data.max_tokens_per_forward))
         tokens = [supervised_tokens(b) for b in micro]
         global_tokens = dist.sum(torch.tensor(float(sum(tokens)), dtype=torch.float64)).item()
         real = len(micro)
@@ -249,15 +266,33 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
             if index < real:
                 stats += torch.tensor([result.loss.item() * count, result.correct, count, len(batch.labels)], dtype=torch.float64)
         dist.sum_gradients(trainable.values())
+        stats = dist.sum(stats)  # the same on every process, as the summed gradients are: all decide alike
         if recipe.optim.clip_grad_norm is not None:
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable.values(), recipe.optim.clip_grad_norm).item()
         else:
-            grad_norm = torch.cat([p.grad.flatten() for p in trainable.values()]).norm().item()
-        optimizer.step()
+            grads = [p.grad.flatten() for p in trainable.values() if p.grad is not None]
+            grad_norm = torch.cat(grads).norm().item() if grads else 0.0  # none: no micro-batch was left
+        loss = stats[0].item() / max(stats[2].item(), 1)
+        finite = global_tokens > 0 and math.isfinite(loss) and math.isfinite(grad_norm)
+        if finite:  # a NaN or Inf update would make every weight NaN for good
+            optimizer.step()
+            bad_in_a_row = 0
+        else:
+            skipped_steps += 1
+            bad_in_a_row += 1
+            logger.warning("step %d: loss %s, gradient norm %s over %d supervised tokens: update skipped (%d in a row)",
+                           step + 1, loss, grad_norm, int(global_tokens), bad_in_a_row)
+            if bad_in_a_row >= recipe.optim.max_nonfinite_steps:
+                raise RuntimeError(
+                    f"stopping at step {step + 1}: {bad_in_a_row} steps in a row had a non-finite loss or gradient "
+                    f"(or no supervised token); the weights are those of the last good step. Check the data "
+                    f"(cut ids in the warnings above), lower optim.lr, or raise optim.max_nonfinite_steps"
+                )
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        average.update(step)
-        window += dist.sum(stats)
+        if finite:
+            average.update(step)
+            window += stats
         progress.update(1)
 
         if step % recipe.run.log_every == 0 or step == recipe.run.max_steps:
@@ -266,6 +301,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
                 "loss": window[0].item() / max(window[2].item(), 1), "acc": window[1].item() / max(window[2].item(), 1),
                 "lr": lr, "grad_norm": grad_norm, "samples_per_s": window[3].item() / elapsed,
                 "samples": int(window[3].item()), "tokens": int(window[2].item()),
+                "skipped_cuts": skipped_cuts, "skipped_steps": skipped_steps,
             }
             log.write("train", step, values)
             progress.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['acc']:.3f}", lr=f"{lr:.2e}",

@@ -138,6 +138,8 @@ class OptimSection:
         warmup_steps: linear warmup from 0.
         min_lr_ratio: cosine's floor.
         eden_steps: Eden's step scale.
+        max_nonfinite_steps: a step whose loss or gradient is NaN or infinite is skipped (no update); this
+            many in a row stop the run with an error.
     """
 
     lr: float = 1e-3
@@ -150,6 +152,7 @@ class OptimSection:
     warmup_steps: int = 500
     min_lr_ratio: float = 0.05
     eden_steps: float = 7500.0
+    max_nonfinite_steps: int = 5
 
 
 @dataclass
@@ -239,8 +242,8 @@ class TrainRecipe:
             raise ValueError("data.train lists no manifests")
         if self.data.num_buckets < 2:
             raise ValueError("data.num_buckets must be >= 2 (lhotse's DynamicBucketingSampler)")
-        if self.optim.grad_accum < 1 or self.run.max_steps < 1:
-            raise ValueError("optim.grad_accum and run.max_steps must be >= 1")
+        if self.optim.grad_accum < 1 or self.run.max_steps < 1 or self.optim.max_nonfinite_steps < 1:
+            raise ValueError("optim.grad_accum, optim.max_nonfinite_steps and run.max_steps must be >= 1")
         if self.average.kind != "none" and not 0.0 < self.average.decay < 1.0:
             raise ValueError(f"average.decay must be in (0, 1), got {self.average.decay}")
 

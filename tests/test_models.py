@@ -259,7 +259,7 @@ def _assert_the_llms_own_loss(model):
         padded = model(batch, return_logits=True)
         torch.testing.assert_close(padded.logits, own.logits, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(padded.loss, own.loss, rtol=1e-5, atol=1e-6)
-        for reuse in (True, False):
+        for reuse in (False, True):
             model.reuse_prefix = reuse
             torch.testing.assert_close(model(batch).loss, own.loss, rtol=1e-5, atol=1e-6)
 
@@ -273,3 +273,20 @@ def test_loss_is_the_llms_own_and_batch_generation_equals_one_at_a_time(tokenize
     batch = model.generate(audios, TEXTS[:3], max_new_tokens=6)
     alone = [model.generate([a], [t], max_new_tokens=6)[0] for a, t in zip(audios, TEXTS[:3])]
     assert [a.token_ids for a in batch] == [a.token_ids for a in alone]
+
+
+@pytest.mark.parametrize(
+    ("family", "settings"),
+    [
+        ("mistral", {}),
+        ("qwen2", {"use_sliding_window": True, "max_window_layers": 1}),
+        ("phi3", {}),
+        ("gemma2", {}),
+        ("gemma3_text", {"layer_types": ["sliding_attention", "full_attention"]}),
+    ],
+)
+def test_sliding_window_llms_train_on_rows_longer_than_the_window(tokenizer, family, settings):
+    for window, packed in ((8, False), (256, True)):  # rows of 56 to 100 positions
+        model = tiny_speech_llm(tokenizer, family, paralinguistic=True, sliding_window=window, **settings)
+        _assert_the_llms_own_loss(model)
+        assert len(model.prefix_states) == packed  # only a packed pass starts after the shared prefix

@@ -9,6 +9,7 @@ embeddings (after a count check). Only the projectors have ``requires_grad``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import sys
@@ -23,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
 from azeros.audio import AudioSource, load_audio
 from azeros.kv_cache import GrowingCache, PrefixStates, cache_keyword
@@ -185,6 +187,7 @@ class SpeechLLM(nn.Module):
         # the LLM is sharded: each process would compute a new prefix at its own time, out of lockstep.
         self.reuse_prefix = True
         self.prefix_states = PrefixStates(llm)
+        self.attention_span = _attention_span(llm.config)
         if verbose:
             print(self.describe(), file=sys.stderr)
 
@@ -324,14 +327,15 @@ class SpeechLLM(nn.Module):
     def forward(self, batch: TokenBatch, *, return_logits: bool = False) -> ForwardOutput:
         """Teacher-forced pass over a right-padded batch with labels.
 
-        Only the work the loss needs is done, with the same result up to float rounding:
+        The loss is the LLM's own ``labels=`` loss (its logits as it computes them for generation), and only
+        the work it needs is done, with the same result up to float rounding:
 
         - the pass starts after the prefix all rows share (the chat template's opening), whose keys and
           values are computed once (:class:`azeros.kv_cache.PrefixStates`);
         - the rows are packed, several to a row, without padding (:meth:`_packed`): after the shared
-          prefix, rows differ in length far more than they did, and padding would be a third of the work;
-        - the LM head runs only where the next token is supervised: prompt, audio and padding positions
-          need no logits, and a vocabulary-wide projection of them is a large share of a small LLM's cost.
+          prefix, rows differ in length far more than they did, and padding would be a third of the work
+          (these two where the longest row fits within every layer's attention window);
+        - the LM head runs only where the next token is supervised (:meth:`_own_logits`).
 
         Args:
             batch: embeddings, mask and labels (see :meth:`prepare`).
@@ -344,8 +348,12 @@ class SpeechLLM(nn.Module):
         """
         if batch.labels is None:
             raise ValueError("forward needs labels; use generate() for answers")
-        # Flash-attention kernels take no custom mask; they get the plain padded pass.
-        if return_logits or self.llm.config._attn_implementation not in ("sdpa", "eager"):
+        # The packed pass's mask is the plain causal one: a layer with a window (Gemma2/3, Mistral, Phi-3, Qwen2
+        # with use_sliding_window) would look past it, and its cache layer keeps only the window of the shared
+        # prefix, so rows longer than the window get the padded pass, masked by the LLM itself. So do
+        # flash-attention kernels, which take no custom mask.
+        padded = return_logits or batch.inputs_embeds.shape[1] > self.attention_span
+        if padded or self.llm.config._attn_implementation not in ("sdpa", "eager"):
             inputs = {"inputs_embeds": batch.inputs_embeds, "attention_mask": batch.attention_mask, "use_cache": False}
             targets = _next_tokens(batch.labels)  # [b, L]
         else:
@@ -739,6 +747,19 @@ def shared_prefix(chats: Sequence[RenderedChat]) -> tuple[int, ...]:
             end = min(end, supervised - 1)  # position i predicts token i + 1
         heads.append(list(chat.input_ids[: max(end, 0)]))
     return tuple(os.path.commonprefix(heads))  # element-wise on lists
+
+
+def _attention_span(config: Any) -> float:
+    """How many positions (the query's own included) every layer of an LLM attends to, as transformers' own
+    cache for it says: the shortest sliding window or chunk among its layers; infinite when all attend to every
+    earlier position; 0 when a layer is no plain attention (e.g. a recurrent state)."""
+    spans = [
+        math.inf if type(layer) is DynamicLayer
+        else layer.sliding_window if type(layer) is DynamicSlidingWindowLayer
+        else 0
+        for layer in DynamicCache(config=config).layers
+    ]
+    return min(spans, default=math.inf)
 
 
 def _next_tokens(labels: torch.Tensor) -> torch.Tensor:

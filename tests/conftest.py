@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from azeros.models import EncoderSpec, GE2EEncoder, SpeechLLM, SpeechLLMConfig, WhisperEncoder, load_tokenizer
 
@@ -21,23 +21,34 @@ def tokenizer():
     return load_tokenizer("smollm2-135m-instruct")
 
 
-def tiny_llm(family: str, vocab_size: int, seed: int = 0):
-    """A 2-layer random causal LM; a large init std keeps greedy choices far from ties."""
-    common = dict(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, initializer_range=0.2,
-        tie_word_embeddings=False,
+# Causal LMs the loss and generation are checked on (transformers' model_type): each with what sets it apart
+# (Gemma's embedding scale, Gemma2's logit soft-capping, Cohere's and Granite's logit scaling, Qwen3's norms).
+FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text", "phi3", "cohere", "granite")
+# Settings whose defaults would hide a family's difference in a tiny random model (logits of a few units).
+_FAMILY_SETTINGS = {
+    "gemma2": {"final_logit_softcapping": 2.0},
+    "gemma3_text": {"final_logit_softcapping": 2.0},
+    "granite": {"logits_scaling": 4.0, "embedding_multiplier": 2.0},
+}
+
+
+def tiny_llm(family: str, vocab_size: int, seed: int = 0, **settings):
+    """A 2-layer random causal LM of a transformers ``model_type``; a large init std keeps greedy choices far
+    from ties. ``settings`` override the config (e.g. ``sliding_window``)."""
+    config = AutoConfig.for_model(
+        family, vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
+        initializer_range=0.2, tie_word_embeddings=False, **{**_FAMILY_SETTINGS.get(family, {}), **settings},
     )
     torch.manual_seed(seed)
-    if family == "llama":
-        return LlamaForCausalLM(LlamaConfig(**common)).eval()
-    if family == "qwen2":
-        return Qwen2ForCausalLM(Qwen2Config(**common)).eval()
-    raise ValueError(family)
+    return AutoModelForCausalLM.from_config(config).eval()
 
 
-def tiny_speech_llm(tokenizer, family: str = "llama", *, paralinguistic: bool = False, seed: int = 0) -> SpeechLLM:
-    """A SpeechLLM of tiny random parts: Whisper (semantic) and optionally GE2E (paralinguistic)."""
+def tiny_speech_llm(
+    tokenizer, family: str = "llama", *, paralinguistic: bool = False, seed: int = 0, **settings
+) -> SpeechLLM:
+    """A SpeechLLM of tiny random parts: Whisper (semantic) and optionally GE2E (paralinguistic); ``settings``
+    override the LLM's config."""
     specs = [EncoderSpec("whisper", "semantic")]
     encoders = {"semantic": WhisperEncoder(config=TINY_WHISPER, seed=seed)}
     if paralinguistic:
@@ -45,7 +56,7 @@ def tiny_speech_llm(tokenizer, family: str = "llama", *, paralinguistic: bool = 
         encoders["paralinguistic"] = GE2EEncoder(seed=seed)
     model = SpeechLLM(
         SpeechLLMConfig(llm="tiny", encoders=specs, dtype="fp32"),
-        llm=tiny_llm(family, len(tokenizer), seed),
+        llm=tiny_llm(family, len(tokenizer), seed, **settings),
         tokenizer=tokenizer,
         encoders=encoders,
         verbose=False,

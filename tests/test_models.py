@@ -12,7 +12,7 @@ import torch
 from azeros.audio import AudioError
 from azeros.models import GE2EEncoder, Projector, SpeechLLM, SpeechLLMConfig, WhisperEncoder
 from azeros.text import MODES, target_messages
-from tests.conftest import TINY_WHISPER, noise, tiny_speech_llm
+from tests.conftest import FAMILIES, TINY_WHISPER, noise, tiny_speech_llm
 
 SECONDS = [0.5, 1.0, 1.7, 2.3, 0.8, 3.1, 1.2, 2.9]
 TEXTS = [None, "What is this about?", None, "Answer in one word.", None, None, "Repeat it.", None]
@@ -203,6 +203,17 @@ def test_a_bad_encoder_configuration_is_refused(tokenizer):
                   llm=object(), tokenizer=tokenizer)
 
 
+def _unequal_training_batch(model, conversations=None):
+    """Four rows of unequal audio and answer lengths (a batch that packs several rows together); SIFT_sp
+    conversations unless given."""
+    if conversations is None:
+        messages = target_messages(MODES["sift_sp"], "hello there", {"gender": "female"}, encoders=model.roles)
+        conversations = [messages] * 4
+    waves = [[noise(s, seed=i)] for i, s in enumerate([1.0, 2.5, 0.6, 1.4])]
+    answers = ["Hi", "Hi! How can I help you today, my friend? Tell me all about it.", "Yes.", "Sure, here it is."]
+    return model.prepare(conversations, waves, answers=answers, finished=[True, False, True, True])
+
+
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_packed_pass_after_the_shared_prefix_equals_the_padded_pass(tokenizer, family, attention):
@@ -210,14 +221,11 @@ def test_packed_pass_after_the_shared_prefix_equals_the_padded_pass(tokenizer, f
     model.llm.config._attn_implementation = attention
     sp = target_messages(MODES["sift_sp"], "hello there", {"gender": "female"}, encoders=model.roles)
     ssp = target_messages(MODES["sift_ssp"], "hello there", {"gender": "male"}, encoders=model.roles)
-    seconds = [1.0, 2.5, 0.6, 1.4]  # rows of unequal length: the short ones share packed rows
-    answers = ["Hi", "Hi! How can I help you today, my friend? Tell me all about it.", "Yes.", "Sure, here it is."]
 
     def loss_and_grads(conversations, padded, reuse=True):
         model.reuse_prefix = reuse
         model.zero_grad()
-        waves = [[noise(s, seed=i)] for i, s in enumerate(seconds)]
-        batch = model.prepare(conversations, waves, answers=answers, finished=[True, False, True, True])
+        batch = _unequal_training_batch(model, conversations)  # the short rows share packed rows
         out = model(batch, return_logits=padded)  # return_logits: the whole padded batch, nothing skipped
         out.loss.backward()
         return batch.shared_prefix, out, [p.grad.clone() for p in model.projectors.parameters()]
@@ -250,3 +258,45 @@ def test_inference_hears_both_encoders_with_or_without_text(tokenizer):
     assert encoders_heard(None) == ["paralinguistic", "semantic"]  # the layout it trained in, every mode
     assert encoders_heard("Is the speaker male or female?") == ["paralinguistic", "semantic"]
     assert rebuilt.generate([(noise(1.0), 16000)] * 2, [None, "Who speaks?"], max_new_tokens=3)  # both render and run
+
+
+def _assert_the_llms_own_loss(model):
+    """The packed pass (with and without prefix reuse) and the padded pass give the LLM's own ``labels=`` loss,
+    and the padded pass its own logits."""
+    batch = _unequal_training_batch(model)
+    with torch.no_grad():
+        own = model.llm(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, labels=batch.labels)
+        padded = model(batch, return_logits=True)
+        torch.testing.assert_close(padded.logits, own.logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(padded.loss, own.loss, rtol=1e-5, atol=1e-6)
+        for reuse in (False, True):
+            model.reuse_prefix = reuse
+            torch.testing.assert_close(model(batch).loss, own.loss, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loss_is_the_llms_own_and_batch_generation_equals_one_at_a_time(tokenizer, family):
+    # Gemma2/3 soft-cap their logits, Cohere and Granite scale them: the loss must see what generation sees.
+    model = tiny_speech_llm(tokenizer, family, paralinguistic=True)
+    _assert_the_llms_own_loss(model)
+    audios = [(noise(s, seed=i), 16000) for i, s in enumerate(SECONDS[:3])]
+    batch = model.generate(audios, TEXTS[:3], max_new_tokens=6)
+    alone = [model.generate([a], [t], max_new_tokens=6)[0] for a, t in zip(audios, TEXTS[:3])]
+    assert [a.token_ids for a in batch] == [a.token_ids for a in alone]
+
+
+@pytest.mark.parametrize(
+    ("family", "settings"),
+    [
+        ("mistral", {}),
+        ("qwen2", {"use_sliding_window": True, "max_window_layers": 1}),
+        ("phi3", {}),
+        ("gemma2", {}),
+        ("gemma3_text", {"layer_types": ["sliding_attention", "full_attention"]}),
+    ],
+)
+def test_sliding_window_llms_train_on_rows_longer_than_the_window(tokenizer, family, settings):
+    for window, packed in ((8, False), (256, True)):  # rows of 56 to 100 positions
+        model = tiny_speech_llm(tokenizer, family, paralinguistic=True, sliding_window=window, **settings)
+        _assert_the_llms_own_loss(model)
+        assert len(model.prefix_states) == packed  # only a packed pass starts after the shared prefix

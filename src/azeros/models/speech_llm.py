@@ -9,6 +9,7 @@ embeddings (after a count check). Only the projectors have ``requires_grad``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import sys
@@ -23,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
 from azeros.audio import AudioSource, load_audio
 from azeros.kv_cache import GrowingCache, PrefixStates, cache_keyword
@@ -182,6 +184,7 @@ class SpeechLLM(nn.Module):
         # the LLM is sharded: each process would compute a new prefix at its own time, out of lockstep.
         self.reuse_prefix = True
         self.prefix_states = PrefixStates(llm)
+        self.attention_span = _attention_span(llm.config)
         if verbose:
             print(self.describe(), file=sys.stderr)
 
@@ -315,14 +318,15 @@ class SpeechLLM(nn.Module):
     def forward(self, batch: TokenBatch, *, return_logits: bool = False) -> ForwardOutput:
         """Teacher-forced pass over a right-padded batch with labels.
 
-        Only the work the loss needs is done, with the same result up to float rounding:
+        The loss is the LLM's own ``labels=`` loss (its logits as it computes them for generation), and only
+        the work it needs is done, with the same result up to float rounding:
 
         - the pass starts after the prefix all rows share (the chat template's opening), whose keys and
           values are computed once (:class:`azeros.kv_cache.PrefixStates`);
         - the rows are packed, several to a row, without padding (:meth:`_packed`): after the shared
-          prefix, rows differ in length far more than they did, and padding would be a third of the work;
-        - the LM head runs only where the next token is supervised: prompt, audio and padding positions
-          need no logits, and a vocabulary-wide projection of them is a large share of a small LLM's cost.
+          prefix, rows differ in length far more than they did, and padding would be a third of the work
+          (these two where the longest row fits within every layer's attention window);
+        - the LM head runs only where the next token is supervised (:meth:`_own_logits`).
 
         Args:
             batch: embeddings, mask and labels (see :meth:`prepare`).
@@ -335,28 +339,50 @@ class SpeechLLM(nn.Module):
         """
         if batch.labels is None:
             raise ValueError("forward needs labels; use generate() for answers")
-        decoder = self.llm.get_decoder()
-        # Flash-attention kernels take no custom mask; they get the plain padded pass.
-        if return_logits or self.llm.config._attn_implementation not in ("sdpa", "eager"):
-            hidden = decoder(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                             use_cache=False).last_hidden_state  # [b, L, H]
+        # The packed pass's mask is the plain causal one: a layer with a window (Gemma2/3, Mistral, Phi-3, Qwen2
+        # with use_sliding_window) would look past it, and its cache layer keeps only the window of the shared
+        # prefix, so rows longer than the window get the padded pass, masked by the LLM itself. So do
+        # flash-attention kernels, which take no custom mask.
+        padded = return_logits or batch.inputs_embeds.shape[1] > self.attention_span
+        if padded or self.llm.config._attn_implementation not in ("sdpa", "eager"):
+            inputs = {"inputs_embeds": batch.inputs_embeds, "attention_mask": batch.attention_mask, "use_cache": False}
             targets = _next_tokens(batch.labels)  # [b, L]
         else:
-            hidden, targets = self._packed(batch, decoder)  # [r, C, H], [r, C]
-        head = self.llm.get_output_embeddings()
+            inputs, targets = self._packed(batch)  # targets [r, C]
         supervised = targets != IGNORE_INDEX
-        logits = head(hidden[supervised]).float()  # [n, V]
+        keep = torch.ones_like(supervised) if return_logits else supervised
+        logits = self._own_logits(inputs, keep)  # [kept, V]
+        chosen = logits[supervised[keep]].float()  # [n, V]
         wanted = targets[supervised]  # [n]
-        loss = nn.functional.cross_entropy(logits, wanted)
+        loss = nn.functional.cross_entropy(chosen, wanted)
         return ForwardOutput(
             loss=loss,
-            correct=int((logits.argmax(-1) == wanted).sum()),
+            correct=int((chosen.argmax(-1) == wanted).sum()),
             tokens=int(wanted.numel()),
-            logits=head(hidden) if return_logits else None,
+            logits=logits.view(*keep.shape, -1) if return_logits else None,
         )
 
-    def _packed(self, batch: TokenBatch, decoder: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden states and next-token targets of the batch after its shared prefix, rows packed end to end.
+    def _own_logits(self, inputs: Mapping[str, Any], keep: torch.Tensor) -> torch.Tensor:
+        """The LLM's own logits at the positions ``keep`` (``[b, L]``) of its pass over ``inputs``: ``[kept, V]``.
+
+        The LLM's forward computes them, so what it does after its head (Gemma2's soft-capping, Cohere's and
+        Granite's scaling) is done here as in generation. A hook on its decoder hands the head the kept
+        positions only, as one row ``[1, kept, H]``: prompt, audio and padding positions need no logits, and a
+        vocabulary-wide projection of them is a large share of a small LLM's cost.
+        """
+
+        def kept(module: nn.Module, args: Any, output: Any) -> Any:
+            output.last_hidden_state = output.last_hidden_state[keep][None]
+            return output
+
+        hook = self.llm.get_decoder().register_forward_hook(kept)
+        try:
+            return self.llm(**inputs).logits[0]
+        finally:
+            hook.remove()
+
+    def _packed(self, batch: TokenBatch) -> tuple[dict[str, Any], torch.Tensor]:
+        """The LLM's inputs for a pass over the batch after its shared prefix, rows packed end to end.
 
         Each row keeps its positions from the end of the shared prefix up to the one that predicts its last
         supervised token (the positions after it predict nothing). Rows are placed first-fit, longest first,
@@ -364,8 +390,9 @@ class SpeechLLM(nn.Module):
         the positions it has unpacked.
 
         Returns:
-            Hidden states ``[r, C, H]`` and the token each position predicts ``[r, C]`` (``IGNORE_INDEX``
-            where unsupervised) of the ``r <= b`` packed rows.
+            The keyword arguments of the LLM's forward (embeddings ``[r, C, H]``, mask, positions, prefix
+            cache) and the token each position predicts ``[r, C]`` (``IGNORE_INDEX`` where unsupervised), for
+            the ``r <= b`` packed rows.
         """
         skip = len(batch.shared_prefix) if self.reuse_prefix else 0
         embeds = batch.inputs_embeds[:, skip:]  # [b, L', H]
@@ -400,13 +427,11 @@ class SpeechLLM(nn.Module):
         flat_index = index.to(device)
         packed = embeds.reshape(b * width, -1)[flat_index]  # [r, C, H]
         packed_targets = targets.reshape(-1)[flat_index].masked_fill(~valid.to(device), IGNORE_INDEX)
-        past = {}
+        inputs = {"inputs_embeds": packed, "attention_mask": mask, "position_ids": positions.to(device),
+                  "use_cache": bool(skip)}
         if skip:
-            past = {cache_keyword(decoder): self.prefix_states.cache_for(batch.shared_prefix, len(rows), packed)}
-        hidden = decoder(
-            inputs_embeds=packed, attention_mask=mask, position_ids=positions.to(device), use_cache=bool(skip), **past
-        ).last_hidden_state  # [r, C, H]
-        return hidden, packed_targets
+            inputs[cache_keyword(self.llm)] = self.prefix_states.cache_for(batch.shared_prefix, len(rows), packed)
+        return inputs, packed_targets
 
     def prepare(
         self,
@@ -725,6 +750,19 @@ def shared_prefix(chats: Sequence[RenderedChat]) -> tuple[int, ...]:
             end = min(end, supervised - 1)  # position i predicts token i + 1
         heads.append(list(chat.input_ids[: max(end, 0)]))
     return tuple(os.path.commonprefix(heads))  # element-wise on lists
+
+
+def _attention_span(config: Any) -> float:
+    """How many positions (the query's own included) every layer of an LLM attends to, as transformers' own
+    cache for it says: the shortest sliding window or chunk among its layers; infinite when all attend to every
+    earlier position; 0 when a layer is no plain attention (e.g. a recurrent state)."""
+    spans = [
+        math.inf if type(layer) is DynamicLayer
+        else layer.sliding_window if type(layer) is DynamicSlidingWindowLayer
+        else 0
+        for layer in DynamicCache(config=config).layers
+    ]
+    return min(spans, default=math.inf)
 
 
 def _next_tokens(labels: torch.Tensor) -> torch.Tensor:

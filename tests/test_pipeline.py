@@ -21,9 +21,13 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     overrides = [
         f"output_dir={out}", f"export_to={tmp_path / 'model'}", "corpus.num_utterances=24",
         "generate.check_sample=3", "generate.max_new_tokens=16", "generate.limit.train=6", "generate.limit.dev=2",
+        "stage1_targets.sift_s.limit.train=6", "stage1_targets.sift_s.limit.dev=2", "stage1_targets.tsit_s.limit.dev=2",
+        "stage1.run.export_every=0",
         *(f"{stage}.{s}" for stage in ("stage1", "stage2") for s in steps),
     ]
     final = run_pipeline("recipes/mini.yaml", overrides)
+    with pytest.raises(FileExistsError, match="export_force"):  # never overwrites what the user did not ask to
+        run_pipeline("recipes/mini.yaml", overrides)
 
     sp_modes = json.loads((final / "pipeline.json").read_text())["sp_modes"]
     assert sp_modes in (["sift_sp"], ["sit_sp"], ["sift_sp", "sit_sp"])
@@ -47,13 +51,16 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     # the comparison's models: the finished pipeline is reused; TSIT_s and SIT_s stage 1 on the same cuts
     models = ablation_models("recipes/mini.yaml", overrides)
     names = {"sift_sp": "SIFT_sp", "sit_sp": "SIT_sp"}
-    assert list(models) == ["TSIT_s", "SIT_s", "SIFT_s", "+".join(["SIFT_s", *(names[m] for m in sp_modes)])]
+    assert list(models) == ["TSIT_s", "SIT_s", "SIFT_s", "SIFT_s+TSIT_s",
+                            "+".join(["SIFT_s+TSIT_s", *(names[m] for m in sp_modes)])]
     sift_ids = sorted(c.id for c in read_cuts(out / "targets" / "train" / "sift_s_0.jsonl.gz"))
+    # stage 1's TSIT_s half has every training cut; the ablations exactly SIFT_s's
+    assert len(list(read_cuts(out / "targets" / "train" / "tsit_s_0.jsonl.gz"))) > len(sift_ids)
     for mode in ("tsit_s", "sit_s"):
-        cuts = list(read_cuts(out / "targets" / "train" / f"{mode}_0.jsonl.gz"))
+        cuts = list(read_cuts(out / "ablation_targets" / "train" / f"{mode}_0.jsonl.gz"))
         assert sorted(c.id for c in cuts) == sift_ids  # the same utterances as SIFT_s, each once
         assert all(target_of(c).mode == mode for c in cuts)
-    tsit = read_cuts(out / "targets" / "train" / "tsit_s_0.jsonl.gz")
+    tsit = read_cuts(out / "ablation_targets" / "train" / "tsit_s_0.jsonl.gz")
     assert all(target_of(c).response == Utterance.from_cut(c).transcript for c in tsit)  # the transcript itself
     for name, folder in models.items():
         assert SpeechLLM.from_pretrained(folder, verbose=False).roles[0] == "semantic", name

@@ -40,6 +40,8 @@ EMOTION_QUESTION = "Does the speaker sound neutral, happy, sad or angry? Answer 
 SLICE = [
     "export_to=null", "corpus.num_utterances=48", "generate.check_sample=4",
     "generate.max_new_tokens=48", "generate.limit.train=12", "generate.limit.dev=2",
+    "stage1_targets.sift_s.limit.train=12", "stage1_targets.sift_s.limit.dev=2",
+    "stage1_targets.tsit_s.limit.train=12", "stage1_targets.tsit_s.limit.dev=2", "stage1.run.export_every=0",
     "stage1.run.max_steps=6", "stage2.run.max_steps=4", "stage1.run.valid_every=0", "stage2.run.valid_every=0",
     "stage1.run.save_every=3", "stage2.run.save_every=2", "stage1.optim.warmup_steps=1",
     "stage2.optim.warmup_steps=1", "stage1.run.log_every=1", "stage2.run.log_every=1",

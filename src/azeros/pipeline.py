@@ -8,11 +8,13 @@ function on a small slice (``key=value`` overrides). Each stage writes its own f
 * ``check/``: targets of the candidate sp modes on a sample, and which the check picks (paper §5.7: per
   piece of oracle information, the mode whose targets carry it more often; SIFT, SIT, or both when each
   wins some pieces);
-* ``targets/``: SIFT_s and the picked sp mode(s) for the train and dev splits;
-* ``stage1/``: the semantic projector on SIFT_s (its recipe is written as ``stage1.yaml``);
+* ``targets/``: stage 1's modes (``stage1_targets``: SIFT_s, and TSIT_s in the shipped recipe, each with
+  its own number of cuts, answer length and mix weight) and the picked sp mode(s), for train and dev;
+* ``stage1/``: the semantic projector on stage 1's mix (its recipe is written as ``stage1.yaml``);
 * ``stage2/``: the paralinguistic projector on SIFT_s + the sp mode(s), the semantic one loaded and frozen.
 
-The final model, its training logs and plots, and the check's report are copied to ``export_to``.
+A run writes under ``output_dir`` only. With ``export_to`` set, the final model, its training logs and plots,
+and the check's report are copied there; an existing non-empty folder is refused unless ``export_force``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from lhotse import CutSet
 
 from azeros.data import DatasetSpec, read_cuts
 from azeros.data.corpus import build_synthetic_corpus
@@ -76,15 +79,38 @@ def _load_tree(recipe: str | Path, overrides: list[str] | tuple[str, ...]) -> di
     return tree
 
 
-def _backend(tree: dict[str, Any]) -> Any:
+# Stage 1's targets when a recipe names none: SIFT_s alone, as many cuts and as long as the sp targets.
+_DEFAULT_STAGE1_TARGETS = {"sift_s": {}}
+
+
+def _backend(tree: dict[str, Any], max_new_tokens: int | None = None) -> Any:
     gen = tree["generate"]
-    return build_backend("transformers", gen["model"], max_new_tokens=gen["max_new_tokens"], max_batch=gen["batch_size"])
+    return build_backend("transformers", gen["model"], max_new_tokens=max_new_tokens or gen["max_new_tokens"],
+                         max_batch=gen["batch_size"])
 
 
-def _targets(out: Path, tree: dict[str, Any], datasets: dict[str, DatasetSpec], modes: list[str], backend: Any) -> None:
+def _targets(out: Path, datasets: dict[str, DatasetSpec], modes: list[str], backend: Any,
+             limits: dict[str, int | None], folder: str = "targets") -> None:
     for split, spec in datasets.items():  # a per-split limit keeps CPU runs short (None: every cut)
-        limit = tree["generate"].get("limit", {}).get(split)
-        run_generation(GenerateConfig(datasets=[spec], out_dir=out / "targets", modes=modes, limit=limit), backend)
+        run_generation(GenerateConfig(datasets=[spec], out_dir=out / folder, modes=modes, limit=limits.get(split)),
+                       backend)
+
+
+def _stage1_targets(out: Path, tree: dict[str, Any], datasets: dict[str, DatasetSpec]) -> dict[str, float]:
+    """Generate stage 1's target modes, each with its own limits and answer length; returns mode -> mix weight."""
+    weights = {}
+    for mode, options in (tree.get("stage1_targets") or _DEFAULT_STAGE1_TARGETS).items():
+        options = options or {}
+        limits = options.get("limit", tree["generate"].get("limit", {}))
+        backend = _backend(tree, options.get("max_new_tokens")) if get_mode(mode).self_generated else None
+        _targets(out, datasets, [mode], backend, limits)
+        weights[mode] = float(options.get("weight", 1.0))
+    return weights
+
+
+def _mode_names(modes: list[str]) -> list[str]:
+    """``["sift_s", "tsit_s"]`` -> ``["SIFT_s", "TSIT_s"]`` (the paper's spelling)."""
+    return [f"{kind.upper()}_{information}" for kind, information in (m.split("_") for m in modes)]
 
 
 @dataclass
@@ -94,6 +120,7 @@ class _Built:
     out: Path
     datasets: dict[str, DatasetSpec]
     sp_modes: list[str]
+    stage1_modes: list[str]
     stage1: Path
     stage2: Path
 
@@ -122,14 +149,20 @@ def _build(tree: dict[str, Any]) -> _Built:
     print(summary, file=sys.stderr)
     sp_modes = pick.modes
 
-    _say(f"3/5 targets: sift_s and {' + '.join(sp_modes)} for {', '.join(_SPLITS)}")
-    modes = ["sift_s", *sp_modes]
-    _targets(out, tree, datasets, modes, backend)
+    _say(f"3/5 targets: {' + '.join(sp_modes)} and stage 1's for {', '.join(_SPLITS)}")
+    _targets(out, datasets, sp_modes, backend, gen.get("limit", {}))
     del backend  # frees the generation copy of the LLM before training loads its own
+    stage1_weights = _stage1_targets(out, tree, datasets)
+    modes = ["sift_s", *sp_modes]
+    if "sift_s" not in stage1_weights:
+        _targets(out, datasets, ["sift_s"], _backend(tree), gen.get("limit", {}))
 
-    _say("4/5 stage 1: the semantic projector on SIFT_s")
-    stage1 = _stage_recipe(out, "stage1", tree["stage1"], [{"manifest": _manifest(out, "train", "sift_s")}],
-                           [_manifest(out, "dev", "sift_s")])
+    _say(f"4/5 stage 1: the semantic projector on {' + '.join(_mode_names(list(stage1_weights)))}")
+    stage1 = _stage_recipe(
+        out, "stage1", tree["stage1"],
+        [{"manifest": _manifest(out, "train", mode), "weight": weight} for mode, weight in stage1_weights.items()],
+        [_manifest(out, "dev", mode) for mode in stage1_weights],
+    )
     stage1_model = _train_once(stage1)
 
     _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {' + '.join(sp_modes)}, stage 1 frozen")
@@ -140,7 +173,7 @@ def _build(tree: dict[str, Any]) -> _Built:
         [{"manifest": _manifest(out, "train", mode)} for mode in modes],
         [_manifest(out, "dev", mode) for mode in modes],
     )
-    return _Built(out, datasets, sp_modes, stage1_model, _train_once(stage2))
+    return _Built(out, datasets, sp_modes, list(stage1_weights), stage1_model, _train_once(stage2))
 
 
 def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
@@ -156,34 +189,46 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
     tree = _load_tree(recipe, overrides)
     built = _build(tree)
     export_to = Path(tree["export_to"]) if tree.get("export_to") else None
-    return _export(built.out, built.stage2, export_to, built.sp_modes)
+    return _export(built.out, built.stage2, export_to, built.sp_modes, bool(tree.get("export_force")))
 
 
 def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
     """The models of the paper's comparisons (Tables 3-5), trained on one data budget.
 
     Runs (or continues) the pipeline without exporting, then trains the stage-1 ablations: the semantic
-    projector on TSIT_s (transcripts behind an ASR instruction) and on SIT_s (the LLM's answers to "Repeat
-    the above content."), on the same cuts, with the same stage-1 recipe and steps as the SIFT_s stage 1.
+    projector on TSIT_s (transcripts behind an ASR instruction), on SIT_s (the LLM's answers to "Repeat
+    the above content.") and on SIFT_s alone, each on the cuts of the pipeline's SIFT_s targets, with the
+    same stage-1 recipe and steps. Their targets go to ``ablation_targets/``, apart from the pipeline's.
 
     Returns:
-        ``{"TSIT_s": ..., "SIT_s": ..., "SIFT_s": ..., "SIFT_s+<sp mode(s)>": ...}``, model folders.
+        ``{"TSIT_s": ..., "SIT_s": ..., "SIFT_s": ..., "<stage 1 modes>": ..., "<stage 1>+<sp mode(s)>": ...}``,
+        model folders (the pipeline's own stage 1 is listed apart when it is not SIFT_s alone).
     """
     tree = _load_tree(recipe, overrides)
     built = _build(tree)
     out = built.out
 
-    _say("ablations: TSIT_s and SIT_s targets for the same cuts, then stage 1 on each")
-    _targets(out, tree, built.datasets, ["tsit_s"], None)  # the transcript itself: no LLM
-    _targets(out, tree, built.datasets, ["sit_s"], _backend(tree))
+    _say("ablations: TSIT_s and SIT_s targets for the SIFT_s cuts, then stage 1 on each (and on SIFT_s alone)")
+    ablation = out / "ablation_targets"
+    sift_cuts = {}
+    for split, spec in built.datasets.items():  # exactly the cuts of the pipeline's SIFT_s targets
+        ids = {cut.id for cut in read_cuts(_manifest(out, split, "sift_s"))}
+        path = ablation / f"cuts_{split}.jsonl.gz"
+        CutSet.from_cuts(cut for cut in read_cuts(spec.manifest) if cut.id in ids).to_file(path)
+        sift_cuts[split] = DatasetSpec(split, str(path), "en")
+    _targets(out, sift_cuts, ["tsit_s"], None, {}, folder="ablation_targets")  # the transcript itself: no LLM
+    _targets(out, sift_cuts, ["sit_s"], _backend(tree), {}, folder="ablation_targets")
     models = {}
-    for mode, name in (("tsit_s", "TSIT_s"), ("sit_s", "SIT_s")):
-        path = _stage_recipe(out, f"ablation_{mode}", tree["stage1"], [{"manifest": _manifest(out, "train", mode)}],
-                             [_manifest(out, "dev", mode)])
-        models[name] = _train_once(path)
-    models["SIFT_s"] = built.stage1
-    sp_names = [f"{kind.upper()}_{information}" for kind, information in (m.split("_") for m in built.sp_modes)]
-    models["+".join(["SIFT_s", *sp_names])] = built.stage2
+    for mode, name in (("tsit_s", "TSIT_s"), ("sit_s", "SIT_s"), ("sift_s", "SIFT_s")):
+        if mode == "sift_s" and built.stage1_modes == ["sift_s"]:
+            models[name] = built.stage1
+            continue
+        root = out / "targets" if mode == "sift_s" else ablation
+        train, valid = (str(output_paths(root, split, mode, 0)[0]) for split in _SPLITS)
+        models[name] = _train_once(_stage_recipe(out, f"ablation_{mode}", tree["stage1"], [{"manifest": train}], [valid]))
+    stage1_name = "+".join(_mode_names(built.stage1_modes))
+    models[stage1_name] = built.stage1
+    models["+".join([stage1_name, *_mode_names(built.sp_modes)])] = built.stage2
     return models
 
 
@@ -197,9 +242,12 @@ def _train_once(recipe_path: Path) -> Path:
     return train(recipe, resume=resume)
 
 
-def _export(out: Path, final: Path, export_to: Path | None, sp_modes: list[str]) -> Path:
+def _export(out: Path, final: Path, export_to: Path | None, sp_modes: list[str], force: bool = False) -> Path:
     if export_to is None:
         return final
+    if export_to.exists() and any(export_to.iterdir()) and not force:
+        raise FileExistsError(f"{export_to} exists and is not empty: export elsewhere, or set export_force=true "
+                              "to replace what is there")
     export_to.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
         shutil.copy2(final / name, export_to / name)

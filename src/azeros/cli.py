@@ -302,13 +302,18 @@ def _eval(args: argparse.Namespace) -> int:
         if not args.run:
             raise SystemExit("eval curve: --run RUN_DIR is required (a training run with exports/step-N)")
         for record in learning_curve(args.run, args.out, data_dir=args.data, batch_size=args.batch_size,
-                                     device=args.device):
+                                     voices_per_question=args.voices_per_question, device=args.device):
             print(json.dumps(record))
         print(f"total {time.perf_counter() - start:.0f}s; curve in {Path(args.out) / 'curve.png'}")
         return 0
-    sizes = MiniSizes(args.open_ended, args.instructions, args.paralinguistic, args.spoken_qa)
-    tasks = mini_tasks(args.data, corpus_dir=args.corpus, corpus_size=args.corpus_size, sizes=sizes,
-                       real=not args.no_real)
+    if args.what == "held-out":
+        from azeros.eval.curve import held_out_tasks
+
+        tasks = held_out_tasks(args.data, args.voices_per_question)
+    else:
+        sizes = MiniSizes(args.open_ended, args.instructions, args.paralinguistic, args.spoken_qa)
+        tasks = mini_tasks(args.data, corpus_dir=args.corpus, corpus_size=args.corpus_size, sizes=sizes,
+                           real=not args.no_real)
     specs = args.systems.split(",")
     if args.what == "compare" and args.pipeline:
         from azeros.pipeline import ablation_models
@@ -353,9 +358,13 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "paralinguistic multiple choice and the real recordings, on voices and texts never used in training. "
         "Writes per-item jsonl, summary.json, table.md and a chart per task group; greedy, so reruns agree.",
     )
-    parser.add_argument("what", choices=("mini", "compare", "curve"),
-                        help="mini: the given systems; compare: also train (or take) --models, tabulated together; "
-                        "curve: held-out accuracy of each export of --run against steps and utterances seen")
+    parser.add_argument("what", choices=("mini", "held-out", "compare", "curve"),
+                        help="mini: the given systems; held-out: only the spoken questions by held-out engines and "
+                        "the real recordings (content scored, relative to text); compare: also train (or take) "
+                        "--models, tabulated together; curve: held-out accuracy of each export of --run against "
+                        "steps and utterances seen")
+    parser.add_argument("--voices-per-question", type=int, default=1,
+                        help="held-out, curve: held-out voices speaking each question")
     parser.add_argument("--run", help="curve: a training run folder whose exports/step-N are evaluated")
     parser.add_argument("--models", default="TSIT_s=recipes/ablation_tsit_s.yaml,SIT_s=recipes/ablation_sit_s.yaml,"
                         "SIFT_s=recipes/ablation_sift_s.yaml,SIFT_s+SIFT_sp=recipes/stage2_final.yaml",

@@ -1,7 +1,8 @@
 """The FastAPI application: routes, API key, request size limit, OpenAI-shaped errors, the web page.
 
 Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models``, ``GET /health`` and the web
-page at ``/``. Every refusal is a 4xx in OpenAI's error shape with a message saying what was wrong.
+page at ``/``. Every refusal is a 4xx in OpenAI's error shape with a message saying what was wrong, and a
+failure while answering is a 500 in the same shape.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from azeros.inference import Engine, SpeechLLM
-from azeros.serve.protocol import ChatCompletionRequest, ErrorBody, ErrorResponse, ModelCard, ModelList
+from azeros.serve.protocol import ChatCompletionRequest, ModelCard, ModelList
 from azeros.serve.serving import RequestError, ServingChat, ServingLimits
 from azeros.serve.speech import Speaker
 
@@ -63,8 +64,11 @@ class ServerConfig:
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> JSONResponse:
-    body = ErrorResponse(error=ErrorBody(message=message, type=kind, param=param, code=str(status)))
-    return JSONResponse(body.model_dump(), status_code=status)
+    return _error_response(RequestError(status, message, kind=kind, param=param))
+
+
+def _error_response(error: RequestError) -> JSONResponse:
+    return JSONResponse(error.body().model_dump(), status_code=error.status)
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -125,7 +129,7 @@ def build_app(serving: ServingChat, config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
-        serving.engine.close()
+        serving.close()
 
     app = FastAPI(title="azeros", lifespan=lifespan)
     app.state.serving = serving
@@ -133,7 +137,11 @@ def build_app(serving: ServingChat, config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> JSONResponse:
-        return _error(error.status, error.message, error.kind, error.param)
+        return _error_response(error)
+
+    @app.exception_handler(Exception)
+    async def crashed(_: Request, error: Exception) -> JSONResponse:
+        return _error_response(RequestError.failed(error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:

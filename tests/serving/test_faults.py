@@ -195,6 +195,30 @@ def test_a_failing_request_fails_alone_with_an_openai_500(faulty, monkeypatch):
     assert '"type":"server_error"' in bad_stream.text and bad_stream.text.rstrip().endswith("data: [DONE]")
 
 
+def test_requests_of_clients_that_hung_up_are_dropped(faulty):
+    engine = faulty.app.state.serving.engine
+
+    async def give_up(payload: dict) -> None:
+        async with httpx.AsyncClient(base_url=faulty.url, timeout=1.0) as client:
+            if payload["stream"]:
+                async with client.stream("POST", "/v1/chat/completions", json=payload) as reply:
+                    async for _ in reply.aiter_lines():
+                        return  # the first event came: the request is queued; hang up
+            else:
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.post("/v1/chat/completions", json=payload)
+
+    with Blocked(engine) as blocked:
+        plan = [body(f"question {i}", stream=i % 2 == 1) for i in range(6)]
+
+        async def run_all():
+            await asyncio.gather(*(give_up(p) for p in plan))
+
+        asyncio.run(run_all())
+        assert blocked.wait_pending(1, seconds=10), f"{engine.pending - 1} abandoned requests still pending"
+    assert post(faulty, body("still there?")).status_code == 200
+
+
 def test_bounded_load_with_streams_abandoned_clients_and_bombs(faulty, bombs):
     """~30 concurrent requests of every kind: no 500s, memory bounded, nothing left pending."""
     good = encoded(speechlike(0.8, seed=5), 16000)

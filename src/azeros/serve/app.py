@@ -2,11 +2,12 @@
 
 Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models``, ``GET /health`` and the web
 page at ``/``. Every refusal is a 4xx in OpenAI's error shape with a message saying what was wrong, and a
-failure while answering is a 500 in the same shape.
+failure while answering is a 500 in the same shape. A request whose client hangs up is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,6 +70,12 @@ def _error(status: int, message: str, kind: str = "invalid_request_error", param
 
 def _error_response(error: RequestError) -> JSONResponse:
     return JSONResponse(error.body().model_dump(), status_code=error.status)
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has hung up (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -170,10 +177,18 @@ def build_app(serving: ServingChat, config: ServerConfig) -> FastAPI:
         return ModelList(data=[ModelCard(id=serving.model_name)])
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
-    async def chat_completions(request: ChatCompletionRequest):
-        if request.stream:
+    async def chat_completions(request: ChatCompletionRequest, http: Request):
+        if request.stream:  # the streaming response stops its events when the client hangs up
             return StreamingResponse(await serving.stream(request), media_type="text/event-stream")
-        response = await serving.complete(request)
+        answering = asyncio.ensure_future(serving.complete(request))
+        hung_up = asyncio.ensure_future(_disconnected(http))
+        await asyncio.wait({answering, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        hung_up.cancel()
+        if not answering.done():  # nobody is waiting for the answer: drop the request
+            answering.cancel()
+            logger.info("client hung up; its request was dropped")
+            return Response(status_code=499)
+        response = answering.result()
         return JSONResponse(json.loads(response.model_dump_json(exclude_none=True)))
 
     @app.get("/", include_in_schema=False)

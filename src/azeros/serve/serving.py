@@ -200,6 +200,7 @@ class ServingChat:
         """Validate and queue a streaming request, then return its server-sent events.
 
         Validation happens before the first event, so a bad request is still a plain 4xx response.
+        Closing the events (the client went away) drops the request if the engine has not started it.
         """
         engine_request = await self._check(request)
         loop = asyncio.get_running_loop()
@@ -219,20 +220,23 @@ class ServingChat:
             )
             return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
 
-        yield event(DeltaMessage(role="assistant", content=""))
-        while not (answer_future.done() and pieces.empty()):
-            getter = asyncio.ensure_future(pieces.get())
-            await asyncio.wait({getter, answer_future}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                yield event(DeltaMessage(content=getter.result()))
-            else:
-                getter.cancel()
         try:
-            answer = answer_future.result()
-            audio = await self._reply_audio(request, answer.text)
-        except Exception as error:  # the stream has started: report in-band, as OpenAI does
-            failure = error if isinstance(error, RequestError) else RequestError.failed(error)
-            yield f"data: {failure.body().model_dump_json()}\n\n"
-        else:
-            yield event(DeltaMessage(audio=audio), answer.finish_reason)
-        yield "data: [DONE]\n\n"
+            yield event(DeltaMessage(role="assistant", content=""))
+            while not (answer_future.done() and pieces.empty()):
+                getter = asyncio.ensure_future(pieces.get())
+                await asyncio.wait({getter, answer_future}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield event(DeltaMessage(content=getter.result()))
+                else:
+                    getter.cancel()
+            try:
+                answer = answer_future.result()
+                audio = await self._reply_audio(request, answer.text)
+            except Exception as error:  # the stream has started: report in-band, as OpenAI does
+                failure = error if isinstance(error, RequestError) else RequestError.failed(error)
+                yield f"data: {failure.body().model_dump_json()}\n\n"
+            else:
+                yield event(DeltaMessage(audio=audio), answer.finish_reason)
+            yield "data: [DONE]\n\n"
+        finally:  # also when the client hung up and the response closed the events early
+            answer_future.cancel()

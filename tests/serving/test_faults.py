@@ -72,7 +72,7 @@ def faulty(model_folder):
     """A server of its own (the tests patch its model): 3 s audio, 8 answer tokens, a 100 ms batch window."""
     config = ServerConfig(
         model_name="tiny", max_pending=64, batch_window_ms=100,
-        limits=ServingLimits(max_audio_seconds=3.0, default_max_tokens=8),
+        limits=ServingLimits(max_audio_seconds=3.0, default_max_tokens=8, max_tokens_limit=2000),
     )
     running = RunningServer(load_server(SpeechLLM.from_pretrained(model_folder, verbose=False), config))
     yield running
@@ -217,6 +217,37 @@ def test_requests_of_clients_that_hung_up_are_dropped(faulty):
         asyncio.run(run_all())
         assert blocked.wait_pending(1, seconds=10), f"{engine.pending - 1} abandoned requests still pending"
     assert post(faulty, body("still there?")).status_code == 200
+
+
+def test_generation_stops_when_its_client_hangs_up(faulty):
+    """A long answer (2000 tokens take the tiny model 7 s or more) stops soon after its client leaves."""
+    engine = faulty.app.state.serving.engine
+    long_answer = {**body("hello"), "max_tokens": 2000}
+
+    async def stream_two_pieces_and_leave() -> None:
+        async with httpx.AsyncClient(base_url=faulty.url, timeout=60) as client:
+            async with client.stream("POST", "/v1/chat/completions", json={**long_answer, "stream": True}) as reply:
+                lines = [line async for line in _first(reply.aiter_lines(), 6)]
+        assert sum('"content"' in line for line in lines) >= 2
+
+    for leave in (stream_two_pieces_and_leave, lambda: asyncio.to_thread(post, faulty, long_answer, 1.0)):
+        try:
+            asyncio.run(leave())
+        except httpx.ReadTimeout:
+            pass  # the non-streaming client gave up after 1 s
+        left = time.monotonic()
+        while engine.pending and time.monotonic() < left + 2:
+            time.sleep(0.02)
+        assert engine.pending == 0, f"still generating for nobody {time.monotonic() - left:.1f} s after the client left"
+
+
+async def _first(lines, count: int):
+    async for line in lines:
+        if line:
+            yield line
+            count -= 1
+            if not count:
+                return
 
 
 def test_bounded_load_with_streams_abandoned_clients_and_bombs(faulty, bombs):

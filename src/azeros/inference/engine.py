@@ -41,12 +41,15 @@ class EngineRequest:
         system: the system message; by default the chat mode's.
         params: generation parameters (requests with equal params share batches).
         on_text: called from the engine's thread with each new piece of the answer (streaming).
+        abandoned: set it when nobody waits for the answer any more: generation of it stops at the
+            next token (a request still queued is dropped by cancelling its future instead).
     """
 
     turns: list[Turn]
     system: str | None = MODE_SYSTEM
     params: GenerationParams = field(default_factory=GenerationParams)
     on_text: Callable[[str], None] | None = None
+    abandoned: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -173,7 +176,10 @@ class Engine:
                     logger.exception("streaming callback of batch row %d failed; it gets no more pieces", row)
                     callbacks[row] = None
 
-            answers = generate_answers(self.model, batch, params, on_text=on_text)
+            abandoned = [job.request.abandoned for job in jobs]
+            answers = generate_answers(
+                self.model, batch, params, on_text=on_text, stop=lambda: [flag.is_set() for flag in abandoned]
+            )
             self.batches_run += 1
         except Exception as error:  # the worker keeps serving
             if len(jobs) == 1:

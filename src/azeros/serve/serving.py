@@ -162,10 +162,18 @@ class ServingChat:
         return len(self.engine.model.render(messages, [len(w) for w in waves]).input_ids)
 
     def _submit(self, engine_request: EngineRequest) -> asyncio.Future[Answer]:
+        """Queue a request; cancelling the returned future drops it, or stops its generation if running."""
         try:
-            return asyncio.wrap_future(self.engine.submit(engine_request))
+            answer_future = asyncio.wrap_future(self.engine.submit(engine_request))
         except EngineFull as error:
             raise RequestError(429, f"server busy: {error}", kind="rate_limit_exceeded") from error
+
+        def abandon(future: asyncio.Future[Answer]) -> None:
+            if future.cancelled():
+                engine_request.abandoned.set()
+
+        answer_future.add_done_callback(abandon)
+        return answer_future
 
     async def _reply_audio(self, request: ChatCompletionRequest, text: str) -> ReplyAudio | None:
         if not request.wants_audio or self.speaker is None or not text.strip():
@@ -200,7 +208,7 @@ class ServingChat:
         """Validate and queue a streaming request, then return its server-sent events.
 
         Validation happens before the first event, so a bad request is still a plain 4xx response.
-        Closing the events (the client went away) drops the request if the engine has not started it.
+        Closing the events (the client went away) drops the request, or stops it if it is running.
         """
         engine_request = await self._check(request)
         loop = asyncio.get_running_loop()

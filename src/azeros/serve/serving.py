@@ -52,7 +52,8 @@ class RequestError(Exception):
 
     def body(self) -> ErrorResponse:
         """The error in OpenAI's shape."""
-        return ErrorResponse(error=ErrorBody(message=self.message, type=self.kind, param=self.param, code=str(self.status)))
+        body = ErrorBody(message=self.message, type=self.kind, param=self.param, code=str(self.status))
+        return ErrorResponse(error=body)
 
     @classmethod
     def failed(cls, error: BaseException) -> RequestError:
@@ -127,7 +128,8 @@ class ServingChat:
                     raise RequestError(400, "assistant messages cannot hold audio", param=f"messages[{i}]")
                 name = f"messages[{i}] audio {j} ({audio.format})"
                 try:
-                    audios.append(await self._in_workers(load_audio, audio.content, name=name, limits=self.audio_limits))
+                    wave = await self._in_workers(load_audio, audio.content, name=name, limits=self.audio_limits)
+                    audios.append(wave)
                 except AudioError as error:
                     raise RequestError(400, str(error), param=f"messages[{i}].content") from error
             if message.role == "user" and not audios and not message.text:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -158,6 +160,57 @@ def test_custom_limits(tmp_path):
         load_audio(path, limits=AudioLimits(max_seconds=1.5))
     with pytest.raises(AudioError, match="too short"):
         load_audio(path, limits=AudioLimits(min_seconds=2.5))
+
+
+def _silence_flac(seconds: float, rate: int = 48000, channels: int = 8) -> bytes:
+    """A few KB of FLAC that decode to ``seconds`` of multichannel silence (a decode bomb)."""
+    buffer = io.BytesIO()
+    with sf.SoundFile(buffer, "w", rate, channels, format="FLAC", subtype="PCM_16") as sound:
+        for _ in range(int(seconds)):
+            sound.write(np.zeros((rate, channels), np.int16))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fails any attempt to decode samples: what is refused must be refused from the header alone."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("samples were decoded")
+
+    monkeypatch.setattr(sf.SoundFile, "read", refuse)
+    monkeypatch.setattr(sf.SoundFile, "blocks", refuse)
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "seconds", "reason"),
+    [
+        (48000, 8, 40, "too long (40.00 s > maximum 30 s)"),
+        (8, 1, 2000, "unsupported sample rate 8 Hz"),
+        (16000, 17, 1, "too many channels (17 > maximum 16)"),
+    ],
+)
+def test_header_is_checked_before_decoding(no_decoding, tmp_path, rate, channels, seconds, reason):
+    path = tmp_path / "bomb.wav"
+    with sf.SoundFile(path, "w", rate, channels, subtype="PCM_16") as sound:
+        sound.write(np.zeros((int(rate * seconds), channels), np.int16))
+    for source in (path, path.read_bytes()):
+        with pytest.raises(AudioError, match=re.escape(reason)):
+            load_audio(source, name="upload")
+
+
+def test_flac_decode_bomb_is_refused_from_its_header(no_decoding):
+    bomb = _silence_flac(40)
+    assert len(bomb) < 100_000  # 40 s of 8-channel 48 kHz silence, as FLAC
+    with pytest.raises(AudioError, match=re.escape("too long (40.00 s > maximum 30 s)")):
+        load_audio(bomb)
+
+
+def test_array_rate_is_checked_before_resampling():
+    with pytest.raises(AudioError, match="unsupported sample rate 8 Hz"):
+        load_audio((_noise(1.0, rate=8), 8))
+    with pytest.raises(AudioError, match=re.escape("too long (40.00 s > maximum 30 s)")):
+        load_audio((_noise(40.0, rate=8000), 8000))
 
 
 def test_validate_rejects_multichannel():

@@ -205,7 +205,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, api_key=args.api_key or os.environ.get("AZEROS_API_KEY") or None,
         model_name=args.name, max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_pending=args.max_pending,
         max_batch_size=args.max_batch_size, batch_window_ms=args.batch_window_ms, speak=args.speak, voice=args.voice,
-        limits=ServingLimits(max_audio_seconds=args.max_audio_seconds, default_max_tokens=args.max_new_tokens),
+        limits=ServingLimits(max_audio_seconds=args.max_audio_seconds, default_max_tokens=args.max_new_tokens,
+                             max_prompt_tokens=args.max_prompt_tokens),
     )
     run_server(args.model, config, device=args.device)
     return 0
@@ -222,6 +223,8 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", help="model name clients use (default: the folder's name)")
     parser.add_argument("--max-request-mb", type=float, default=20.0, help="largest request body")
     parser.add_argument("--max-audio-seconds", type=float, default=30.0, help="longest audio part")
+    parser.add_argument("--max-prompt-tokens", type=int, help="longest prompt, audio frames included "
+                        "(default: the LLM's context); longer ones get 400")
     parser.add_argument("--max-pending", type=int, default=64, help="queued requests before answering 429")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a batch collects requests")

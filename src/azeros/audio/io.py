@@ -55,15 +55,27 @@ class AudioError(ValueError):
 class AudioLimits:
     """Bounds an utterance must satisfy to be accepted.
 
+    A file's sample rate, channel count and duration are checked from its header before anything is
+    decoded, and decoding stops once it passes ``max_seconds`` whatever the header claimed, so the
+    memory one item takes is bounded by the limits, not by what a small file declares (a few hundred
+    KB of FLAC can hold hours of 8-channel silence; a WAV header can claim 8 Hz, which resampling
+    would blow up 2000-fold).
+
     Attributes:
         min_seconds: Shortest accepted duration.
         max_seconds: Longest accepted duration.
         silence_peak: Peak absolute amplitude at or below which audio counts as silent.
+        min_sample_rate: Lowest accepted sample rate (Hz) of a file or array.
+        max_sample_rate: Highest accepted sample rate (Hz) of a file or array.
+        max_channels: Most channels accepted.
     """
 
     min_seconds: float = 0.1
     max_seconds: float = 30.0
     silence_peak: float = 1e-4
+    min_sample_rate: int = 4000
+    max_sample_rate: int = 384000
+    max_channels: int = 16
 
 
 def duration_seconds(num_samples: int) -> float:
@@ -100,15 +112,17 @@ def load_audio(
         The waveform, float32 ``[samples]`` at 16 kHz in [-1, 1].
 
     Raises:
-        AudioError: If the file is missing or undecodable, or the audio is empty,
-            contains NaN/Inf, is too short or too long, or is silent.
+        AudioError: If the file is missing or undecodable, its header declares a
+            sample rate, channel count or duration outside the limits, or the audio
+            is empty, contains NaN/Inf, is too short or too long, or is silent.
     """
     label = name if name is not None else _default_label(source)
-    wave, sample_rate = _decode(source, label)  # [samples, channels]
-    wave = wave.mean(axis=1, dtype=np.float32)  # [samples]
+    wave, sample_rate = _decode(source, label, limits)  # [samples], mono
     # Check before resampling: the resampler would smear a NaN over its whole
-    # filter length, and cannot process an empty signal.
+    # filter length, cannot process an empty signal, and would spend memory on
+    # audio that is refused anyway.
     _check_samples(wave, label)
+    _check_duration(wave.size / sample_rate, label, limits)
     if sample_rate != SAMPLE_RATE:
         try:
             wave = soxr.resample(wave, sample_rate, SAMPLE_RATE, quality="HQ")
@@ -147,10 +161,7 @@ def validate_waveform(
         raise AudioError(
             name, f"too short ({seconds:.3f} s < minimum {limits.min_seconds:g} s)"
         )
-    if seconds > limits.max_seconds:
-        raise AudioError(
-            name, f"too long ({seconds:.2f} s > maximum {limits.max_seconds:g} s)"
-        )
+    _check_duration(seconds, name, limits)
     peak = float(np.max(np.abs(wave)))
     if peak <= limits.silence_peak:
         raise AudioError(name, f"silent (peak amplitude {peak:.3g} <= {limits.silence_peak:g})")
@@ -177,14 +188,34 @@ def _check_samples(wave: np.ndarray, name: str) -> None:
         raise AudioError(name, f"contains non-finite samples ({', '.join(found)})")
 
 
-def _decode(source: AudioSource, label: str) -> tuple[np.ndarray, int]:
-    """Turn any accepted source into float32 ``[samples, channels]`` and its rate."""
+def _check_duration(seconds: float, name: str, limits: AudioLimits) -> None:
+    """Raise for audio longer than the limit."""
+    if seconds > limits.max_seconds:
+        raise AudioError(name, f"too long ({seconds:.2f} s > maximum {limits.max_seconds:g} s)")
+
+
+def _check_format(sample_rate: int, channels: int, name: str, limits: AudioLimits) -> None:
+    """Raise for a sample rate or channel count outside the limits."""
+    if not limits.min_sample_rate <= sample_rate <= limits.max_sample_rate:
+        raise AudioError(
+            name,
+            f"unsupported sample rate {sample_rate} Hz "
+            f"(accepted: {limits.min_sample_rate}-{limits.max_sample_rate} Hz)",
+        )
+    if channels > limits.max_channels:
+        raise AudioError(name, f"too many channels ({channels} > maximum {limits.max_channels})")
+
+
+def _decode(source: AudioSource, label: str, limits: AudioLimits) -> tuple[np.ndarray, int]:
+    """Turn any accepted source into float32 mono ``[samples]`` and its rate."""
     if isinstance(source, tuple):
-        return _from_array(source, label)
+        array, sample_rate = _from_array(source, label)  # [samples, channels]
+        _check_format(sample_rate, array.shape[1], label, limits)
+        return array.mean(axis=1, dtype=np.float32), sample_rate
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise AudioError(label, "empty (0 bytes)")
-        return _read(io.BytesIO(source), label)
+        return _read(io.BytesIO(source), label, limits)
     if not isinstance(source, (str, os.PathLike)):
         raise AudioError(
             label,
@@ -198,17 +229,34 @@ def _decode(source: AudioSource, label: str) -> tuple[np.ndarray, int]:
         raise AudioError(label, "unreadable audio (not a regular file)")
     if path.stat().st_size == 0:
         raise AudioError(label, "empty (0 bytes)")
-    return _read(path, label)
+    return _read(path, label, limits)
 
 
-def _read(file: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
+def _read(file: Path | io.BytesIO, label: str, limits: AudioLimits) -> tuple[np.ndarray, int]:
+    """Decode a file to mono block by block, within the limits.
+
+    The header's rate, channels and duration are checked before any sample is
+    decoded; decoding stops as soon as it passes ``max_seconds`` (a header may
+    understate the length), and each block is mixed to mono at once, so at most
+    ``max_seconds`` of mono float32 plus one block of all channels is held.
+    """
     try:
-        data, sample_rate = sf.read(file, dtype="float32", always_2d=True)
+        with sf.SoundFile(file) as sound:
+            sample_rate, channels = int(sound.samplerate), int(sound.channels)
+            _check_format(sample_rate, channels, label, limits)
+            _check_duration(sound.frames / sample_rate, label, limits)
+            blocks, count = [], 0
+            for block in sound.blocks(blocksize=sample_rate, dtype="float32", always_2d=True):
+                blocks.append(block.mean(axis=1, dtype=np.float32))  # [block samples]
+                count += blocks[-1].size
+                _check_duration(count / sample_rate, label, limits)
+    except AudioError:
+        raise
     except Exception as e:  # libsndfile raises LibsndfileError, RuntimeError, TypeError, ...
         raise AudioError(
             label, f"unreadable audio (not a format soundfile can read: {e})"
         ) from e
-    return data, int(sample_rate)  # [samples, channels]
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32), sample_rate
 
 
 def _from_array(source: tuple, label: str) -> tuple[np.ndarray, int]:

@@ -41,12 +41,15 @@ class EngineRequest:
         system: the system message; by default the chat mode's.
         params: generation parameters (requests with equal params share batches).
         on_text: called from the engine's thread with each new piece of the answer (streaming).
+        abandoned: set it when nobody waits for the answer any more: generation of it stops at the
+            next token (a request still queued is dropped by cancelling its future instead).
     """
 
     turns: list[Turn]
     system: str | None = MODE_SYSTEM
     params: GenerationParams = field(default_factory=GenerationParams)
     on_text: Callable[[str], None] | None = None
+    abandoned: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -149,7 +152,13 @@ class Engine:
                 self._answer(params, group)
 
     def _answer(self, params: GenerationParams, jobs: list[_Job]) -> None:
-        """Generate one batch and hand each job its answer; a failure fails the batch, not the engine."""
+        """Generate one batch and hand each job its answer.
+
+        A failure never stops the engine, and fails only the request that caused it: when a batch of
+        several fails, each of its requests that has not streamed any text yet is answered alone (the
+        ones that have streamed cannot take their text back and get the error).
+        """
+        streamed = [False] * len(jobs)
         try:
             conversations = [build_conversation(self.model, job.request.turns, job.request.system) for job in jobs]
             batch = self.model.prepare(
@@ -160,18 +169,29 @@ class Engine:
             def on_text(row: int, piece: str) -> None:
                 if callbacks[row] is None:
                     return
+                streamed[row] = True
                 try:
                     callbacks[row](piece)
                 except Exception:  # one caller's broken stream (e.g. a closed loop) must not fail the batch
                     logger.exception("streaming callback of batch row %d failed; it gets no more pieces", row)
                     callbacks[row] = None
 
-            answers = generate_answers(self.model, batch, params, on_text=on_text)
+            abandoned = [job.request.abandoned for job in jobs]
+            answers = generate_answers(
+                self.model, batch, params, on_text=on_text, stop=lambda: [flag.is_set() for flag in abandoned]
+            )
             self.batches_run += 1
-        except Exception as error:  # reported to every caller of the batch; the worker keeps serving
-            logger.exception("a batch of %d requests failed", len(jobs))
-            for job in jobs:
-                job.future.set_exception(error)
+        except Exception as error:  # the worker keeps serving
+            if len(jobs) == 1:
+                logger.exception("a request failed")
+                jobs[0].future.set_exception(error)
+                return
+            logger.warning("a batch of %d requests failed (%r); answering them one by one", len(jobs), error)
+            for job, started in zip(jobs, streamed, strict=True):
+                if started:
+                    job.future.set_exception(error)
+                else:
+                    self._answer(params, [job])
             return
         for job, answer in zip(jobs, answers, strict=True):
             job.future.set_result(answer)

@@ -129,6 +129,7 @@ def generate_answers(
     *,
     cache: GrowingCache | None = None,
     on_text: TextCallback | None = None,
+    stop: Callable[[], Sequence[bool]] | None = None,
 ) -> list[Answer]:
     """Generate answers for a left-padded batch, optionally continuing a KV cache and streaming text.
 
@@ -140,12 +141,13 @@ def generate_answers(
         params: generation parameters.
         cache: KV cache of a prefix of the (single-row) batch; extended in place.
         on_text: called with ``(row, piece)`` as text is generated.
+        stop: asked after every new token which rows to stop (see :meth:`SpeechLLM.decode`).
 
     Returns:
         One answer per row.
     """
     streamer = TokenStreamer(model.tokenizer, model.renderer.stop_ids, on_text) if on_text else None
-    return model.decode(batch, **asdict(params), cache=cache, streamer=streamer)
+    return model.decode(batch, **asdict(params), cache=cache, streamer=streamer, stop=stop)
 
 
 def build_conversation(

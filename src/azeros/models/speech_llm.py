@@ -14,7 +14,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
 from azeros.audio import AudioSource, load_audio
@@ -522,6 +528,7 @@ class SpeechLLM(nn.Module):
         seed: int | None = None,
         cache: Any = None,
         streamer: Any = None,
+        stop: Callable[[], Sequence[bool]] | None = None,
     ) -> list[Answer]:
         """Generate answers for a left-padded batch.
 
@@ -537,6 +544,8 @@ class SpeechLLM(nn.Module):
             seed: seeds sampling.
             cache: a transformers KV cache holding a prefix of the (single-row) batch; extended in place.
             streamer: a transformers streamer that receives the tokens as they come.
+            stop: asked after every new token which rows to stop (e.g. nobody waits for them any more);
+                a stopped row's answer ends there, and generation ends once every row has ended.
 
         Returns:
             One answer per row.
@@ -557,7 +566,8 @@ class SpeechLLM(nn.Module):
         with torch.no_grad():
             sequences = self.llm.generate(
                 inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                generation_config=config, streamer=streamer, **extra,
+                generation_config=config, streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_RowsStopped(stop)] if stop is not None else []), **extra,
             )  # [b, new tokens]: with inputs_embeds only, nothing of the prompt is returned
         answers = []
         for row in sequences.tolist():
@@ -720,6 +730,16 @@ class SpeechLLM(nn.Module):
         if (folder / "llm").is_dir():
             model.config.llm = "llm"
         return model.to(device)
+
+
+class _RowsStopped(StoppingCriteria):
+    """Ends the rows a caller asks to stop."""
+
+    def __init__(self, stop: Callable[[], Sequence[bool]]) -> None:
+        self.stop = stop
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.tensor(list(self.stop()), dtype=torch.bool, device=input_ids.device)  # [b]
 
 
 def _weights_file(path: Path) -> Path:

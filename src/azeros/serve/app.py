@@ -1,11 +1,13 @@
 """The FastAPI application: routes, API key, request size limit, OpenAI-shaped errors, the web page.
 
 Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models``, ``GET /health`` and the web
-page at ``/``. Every refusal is a 4xx in OpenAI's error shape with a message saying what was wrong.
+page at ``/``. Every refusal is a 4xx in OpenAI's error shape with a message saying what was wrong, and a
+failure while answering is a 500 in the same shape. A request whose client hangs up is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -15,13 +17,13 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from azeros.inference import Engine, SpeechLLM
-from azeros.serve.protocol import ChatCompletionRequest, ErrorBody, ErrorResponse, ModelCard, ModelList
+from azeros.serve.protocol import ChatCompletionRequest, ModelCard, ModelList
 from azeros.serve.serving import RequestError, ServingChat, ServingLimits
 from azeros.serve.speech import Speaker
 
@@ -63,8 +65,17 @@ class ServerConfig:
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> JSONResponse:
-    body = ErrorResponse(error=ErrorBody(message=message, type=kind, param=param, code=str(status)))
-    return JSONResponse(body.model_dump(), status_code=status)
+    return _error_response(RequestError(status, message, kind=kind, param=param))
+
+
+def _error_response(error: RequestError) -> JSONResponse:
+    return JSONResponse(error.body().model_dump(), status_code=error.status)
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has hung up (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -125,7 +136,7 @@ def build_app(serving: ServingChat, config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
-        serving.engine.close()
+        serving.close()
 
     app = FastAPI(title="azeros", lifespan=lifespan)
     app.state.serving = serving
@@ -133,7 +144,11 @@ def build_app(serving: ServingChat, config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> JSONResponse:
-        return _error(error.status, error.message, error.kind, error.param)
+        return _error_response(error)
+
+    @app.exception_handler(Exception)
+    async def crashed(_: Request, error: Exception) -> JSONResponse:
+        return _error_response(RequestError.failed(error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -162,10 +177,18 @@ def build_app(serving: ServingChat, config: ServerConfig) -> FastAPI:
         return ModelList(data=[ModelCard(id=serving.model_name)])
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
-    async def chat_completions(request: ChatCompletionRequest):
-        if request.stream:
+    async def chat_completions(request: ChatCompletionRequest, http: Request):
+        if request.stream:  # the streaming response stops its events when the client hangs up
             return StreamingResponse(await serving.stream(request), media_type="text/event-stream")
-        response = await serving.complete(request)
+        answering = asyncio.ensure_future(serving.complete(request))
+        hung_up = asyncio.ensure_future(_disconnected(http))
+        await asyncio.wait({answering, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        hung_up.cancel()
+        if not answering.done():  # nobody is waiting for the answer: drop the request
+            answering.cancel()
+            logger.info("client hung up; its request was dropped")
+            return Response(status_code=499)
+        response = answering.result()
         return JSONResponse(json.loads(response.model_dump_json(exclude_none=True)))
 
     @app.get("/", include_in_schema=False)

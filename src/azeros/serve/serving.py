@@ -9,13 +9,17 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
 from azeros.audio import AudioError, AudioLimits, load_audio
 from azeros.inference import MODE_SYSTEM, Answer, Engine, EngineFull, EngineRequest, Turn
+from azeros.models.chat import build_conversation
 from azeros.serve.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -33,9 +37,11 @@ from azeros.serve.speech import Speaker, SpeechError
 
 __all__ = ["RequestError", "ServingChat", "ServingLimits"]
 
+T = TypeVar("T")
+
 
 class RequestError(Exception):
-    """A request the server refuses; ``status`` is the HTTP status (4xx), ``message`` says why."""
+    """A request the server refuses (4xx) or failed on (5xx); ``status`` is the HTTP status, ``message`` says why."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, kind: str = "invalid_request_error"):
         super().__init__(message)
@@ -43,6 +49,17 @@ class RequestError(Exception):
         self.message = message
         self.param = param
         self.kind = kind
+
+    def body(self) -> ErrorResponse:
+        """The error in OpenAI's shape."""
+        body = ErrorBody(message=self.message, type=self.kind, param=self.param, code=str(self.status))
+        return ErrorResponse(error=body)
+
+    @classmethod
+    def failed(cls, error: BaseException) -> RequestError:
+        """A 500 for an unexpected error while answering (the client sees its type, the log the rest)."""
+        return cls(500, f"the server failed to answer this request ({type(error).__name__}); see the server log",
+                   kind="server_error")
 
 
 @dataclass(frozen=True)
@@ -53,11 +70,17 @@ class ServingLimits:
         max_audio_seconds: longest accepted audio part.
         default_max_tokens: answer length when the request gives none.
         max_tokens_limit: longest answer any request gets.
+        max_prompt_tokens: longest accepted prompt in LLM positions (text tokens and audio frames);
+            ``None``: what the LLM's context holds. Answers are cut to fit the context either way.
+        decode_workers: threads that decode uploaded audio and measure prompts; at most this many
+            uploads are decoded at once, so decoding memory is bounded by this times one audio's limit.
     """
 
     max_audio_seconds: float = 30.0
     default_max_tokens: int = 256
     max_tokens_limit: int = 1024
+    max_prompt_tokens: int | None = None
+    decode_workers: int = 2
 
 
 class ServingChat:
@@ -76,6 +99,21 @@ class ServingChat:
         self.limits = limits
         self.speaker = speaker
         self.audio_limits = AudioLimits(max_seconds=limits.max_audio_seconds)
+        self.context: int | None = getattr(engine.model.llm.config, "max_position_embeddings", None)
+        bounds = [(limits.max_prompt_tokens, "the server's limit")]
+        if self.context is not None:
+            bounds.append((self.context - 1, f"the model's context of {self.context} tokens, less one for the answer"))
+        self.prompt_limit = min(((n, why) for n, why in bounds if n is not None), default=None)
+        self._workers = ThreadPoolExecutor(limits.decode_workers, thread_name_prefix="azeros-decode")
+
+    def close(self) -> None:
+        """Stop the decoding threads and the engine (queued requests are finished first)."""
+        self._workers.shutdown(cancel_futures=True)
+        self.engine.close()
+
+    async def _in_workers(self, function: Callable[..., T], *args, **kwargs) -> T:
+        """Run ``function`` in the bounded pool of decoding threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, partial(function, *args, **kwargs))
 
     async def _turns(self, request: ChatCompletionRequest) -> tuple[list[Turn], str | None]:
         """The conversation with its audio decoded, and the system message (the chat mode's if none)."""
@@ -90,7 +128,8 @@ class ServingChat:
                     raise RequestError(400, "assistant messages cannot hold audio", param=f"messages[{i}]")
                 name = f"messages[{i}] audio {j} ({audio.format})"
                 try:
-                    audios.append(await run_in_threadpool(load_audio, audio.content, name=name, limits=self.audio_limits))
+                    wave = await self._in_workers(load_audio, audio.content, name=name, limits=self.audio_limits)
+                    audios.append(wave)
                 except AudioError as error:
                     raise RequestError(400, str(error), param=f"messages[{i}].content") from error
             if message.role == "user" and not audios and not message.text:
@@ -108,13 +147,35 @@ class ServingChat:
             raise RequestError(400, "spoken replies are off; start the server with --speak", param="modalities")
         turns, system = await self._turns(request)
         params = request.to_params(self.limits.default_max_tokens, self.limits.max_tokens_limit)
+        prompt = await self._in_workers(self._prompt_length, turns, system)
+        if self.prompt_limit is not None and prompt > self.prompt_limit[0]:
+            limit, why = self.prompt_limit
+            raise RequestError(
+                400, f"the prompt is {prompt} tokens, over the limit of {limit} ({why}); shorten the messages",
+                param="messages",
+            )
+        if self.context is not None:  # the answer is cut where the context ends (finish_reason "length")
+            params = replace(params, max_new_tokens=min(params.max_new_tokens, self.context - prompt))
         return EngineRequest(turns, system, params)
 
+    def _prompt_length(self, turns: list[Turn], system: str | None) -> int:
+        """LLM positions the conversation takes: text tokens and each audio's frames."""
+        messages, waves = build_conversation(self.engine.model, turns, system)
+        return len(self.engine.model.render(messages, [len(w) for w in waves]).input_ids)
+
     def _submit(self, engine_request: EngineRequest) -> asyncio.Future[Answer]:
+        """Queue a request; cancelling the returned future drops it, or stops its generation if running."""
         try:
-            return asyncio.wrap_future(self.engine.submit(engine_request))
+            answer_future = asyncio.wrap_future(self.engine.submit(engine_request))
         except EngineFull as error:
             raise RequestError(429, f"server busy: {error}", kind="rate_limit_exceeded") from error
+
+        def abandon(future: asyncio.Future[Answer]) -> None:
+            if future.cancelled():
+                engine_request.abandoned.set()
+
+        answer_future.add_done_callback(abandon)
+        return answer_future
 
     async def _reply_audio(self, request: ChatCompletionRequest, text: str) -> ReplyAudio | None:
         if not request.wants_audio or self.speaker is None or not text.strip():
@@ -132,9 +193,14 @@ class ServingChat:
         """Answer a non-streaming request.
 
         Raises:
-            RequestError: bad input (400), unknown model (400), a full queue (429).
+            RequestError: bad input (400), unknown model (400), a full queue (429), a failure while
+                answering it (500; other requests batched with it are answered as usual).
         """
-        answer = await self._submit(await self._check(request))
+        answer_future = self._submit(await self._check(request))
+        try:
+            answer = await answer_future
+        except Exception as error:
+            raise RequestError.failed(error) from error
         message = ResponseMessage(content=answer.text, audio=await self._reply_audio(request, answer.text))
         return ChatCompletionResponse(
             id=completion_id(), model=self.model_name, choices=[Choice(message=message, finish_reason=answer.finish_reason)]
@@ -144,6 +210,7 @@ class ServingChat:
         """Validate and queue a streaming request, then return its server-sent events.
 
         Validation happens before the first event, so a bad request is still a plain 4xx response.
+        Closing the events (the client went away) drops the request, or stops it if it is running.
         """
         engine_request = await self._check(request)
         loop = asyncio.get_running_loop()
@@ -163,20 +230,23 @@ class ServingChat:
             )
             return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
 
-        yield event(DeltaMessage(role="assistant", content=""))
-        while not (answer_future.done() and pieces.empty()):
-            getter = asyncio.ensure_future(pieces.get())
-            await asyncio.wait({getter, answer_future}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                yield event(DeltaMessage(content=getter.result()))
-            else:
-                getter.cancel()
         try:
-            answer = answer_future.result()
-            audio = await self._reply_audio(request, answer.text)
-        except Exception as error:  # the stream has started: report in-band, as OpenAI does
-            failure = ErrorResponse(error=ErrorBody(message=str(error), type="server_error"))
-            yield f"data: {failure.model_dump_json()}\n\n"
-        else:
-            yield event(DeltaMessage(audio=audio), answer.finish_reason)
-        yield "data: [DONE]\n\n"
+            yield event(DeltaMessage(role="assistant", content=""))
+            while not (answer_future.done() and pieces.empty()):
+                getter = asyncio.ensure_future(pieces.get())
+                await asyncio.wait({getter, answer_future}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield event(DeltaMessage(content=getter.result()))
+                else:
+                    getter.cancel()
+            try:
+                answer = answer_future.result()
+                audio = await self._reply_audio(request, answer.text)
+            except Exception as error:  # the stream has started: report in-band, as OpenAI does
+                failure = error if isinstance(error, RequestError) else RequestError.failed(error)
+                yield f"data: {failure.body().model_dump_json()}\n\n"
+            else:
+                yield event(DeltaMessage(audio=audio), answer.finish_reason)
+            yield "data: [DONE]\n\n"
+        finally:  # also when the client hung up and the response closed the events early
+            answer_future.cancel()

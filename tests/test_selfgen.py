@@ -161,6 +161,31 @@ def test_degenerate_outputs_are_rejected(tiny_folder, tokenizer, tmp_path):
     assert result.degenerate == "nan logits"
 
 
+def test_repetition_penalty_batched_equals_alone_equals_hf_generate(tokenizer):
+    llm = tiny_llm("llama", len(tokenizer))
+    llm.generation_config.repetition_penalty = 0.3  # the LLM's own default (< 1: repeats favoured, visibly)
+    texts = ["hello there", "a cat and a dog", "the weather is nice today", "one two three", "yes", "tell me more"]
+    requests = [Request(str(i), tuple(target_messages(get_mode("sift_sp"), t, {"gender": "male"})))
+                for i, t in enumerate(texts)]
+    for penalty in (None, 1.0, 2.5):
+        want = 0.3 if penalty is None else penalty
+        batched = TransformersBackend("tiny", llm=llm, tokenizer=tokenizer, max_new_tokens=MAX_NEW, max_batch=4,
+                                      repetition_penalty=penalty)
+        alone = TransformersBackend("tiny", llm=llm, tokenizer=tokenizer, max_new_tokens=MAX_NEW, max_batch=1,
+                                    repetition_penalty=penalty)
+        assert batched.repetition_penalty == want
+        got = {r.key: r.text for r in batched.generate(requests)}
+        assert got == {r.key: r.text for r in alone.generate(requests)}
+        for request in requests:
+            ids = batched.prompt_ids(request)
+            hf = llm.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=MAX_NEW, repetition_penalty=want,
+                              eos_token_id=batched.renderer.stop_ids, pad_token_id=batched.renderer.stop_ids[0])
+            assert got[request.key] == tokenizer.decode(hf[0, len(ids):], skip_special_tokens=True)
+        if penalty is None:
+            favoured = got
+    assert favoured != got  # the penalty changed answers
+
+
 class _ChatStub(BaseHTTPRequestHandler):
     """A tiny OpenAI chat server: the first call fails with 500, the second hangs past the timeout."""
 
@@ -227,6 +252,31 @@ def test_vllm_backend_with_a_fake_engine(tokenizer):
     assert seen["params"]["temperature"] == 0.0 and seen["params"]["max_tokens"] == 9
     assert (first.text, first.num_tokens, first.finish_reason, first.degenerate) == ("ok", 2, "stop", None)
     assert second.finish_reason == "length" and second.degenerate == "repeated token x9"
+
+
+def test_vllm_and_openai_take_the_repetition_penalty_and_engine_options(tiny_folder, monkeypatch, tmp_path):
+    import shutil
+
+    from transformers import GenerationConfig
+
+    tiny_folder = shutil.copytree(tiny_folder, tmp_path / "llm")
+    made = {}
+
+    class FakeLLM:
+        def __init__(self, model, **options):
+            made["model"], made["options"] = model, options
+
+    GenerationConfig(repetition_penalty=1.05).save_pretrained(tiny_folder)  # Qwen2.5's own default
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=FakeLLM, SamplingParams=dict))
+    engine = {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.5, "max_model_len": 4096}
+    backend = VLLMBackend.from_model(str(tiny_folder), max_new_tokens=9, **engine)
+    assert made["options"] == engine and backend.sampling_params["repetition_penalty"] == 1.05
+    backend = VLLMBackend.from_model(str(tiny_folder), repetition_penalty=1.2)
+    assert backend.sampling_params["repetition_penalty"] == 1.2
+
+    request = Request("a", tuple(target_messages(get_mode("sift_s"), "hi", {})))
+    assert "repetition_penalty" not in OpenAIBackend("http://x/v1", "m")._payload(request)  # the server's own
+    assert OpenAIBackend("http://x/v1", "m", repetition_penalty=1.05)._payload(request)["repetition_penalty"] == 1.05
 
 
 def test_self_elicit_check_table_and_verdict(tmp_path):

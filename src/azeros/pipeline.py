@@ -78,7 +78,8 @@ def _load_tree(recipe: str | Path, overrides: list[str] | tuple[str, ...]) -> di
 
 def _backend(tree: dict[str, Any]) -> Any:
     gen = tree["generate"]
-    return build_backend("transformers", gen["model"], max_new_tokens=gen["max_new_tokens"], max_batch=gen["batch_size"])
+    return build_backend("transformers", gen["model"], max_new_tokens=gen["max_new_tokens"], max_batch=gen["batch_size"],
+                         repetition_penalty=gen.get("repetition_penalty"))
 
 
 def _targets(out: Path, tree: dict[str, Any], datasets: dict[str, DatasetSpec], modes: list[str], backend: Any) -> None:

@@ -29,6 +29,7 @@ from azeros.kv_cache import GrowingCache, PrefixStates, cache_keyword
 from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.llm import load_llm, resolve_dtype
 from azeros.models.projector import Projector
+from azeros.repetition import RepetitionPenalty, default_repetition_penalty
 from azeros.text import IGNORE_INDEX, Message, PromptRenderer, RenderedChat, get_mode, heard_parts, user_message
 
 __all__ = ["Answer", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig", "TokenBatch", "shared_prefix"]
@@ -123,6 +124,7 @@ class TokenBatch:
     attention_mask: torch.Tensor  # [b, L]
     labels: torch.Tensor | None  # [b, L], IGNORE_INDEX where unsupervised
     shared_prefix: tuple[int, ...] = ()  # token ids every row opens with, before any audio or supervised token
+    text_ids: list[list[int]] = field(default_factory=list)  # per row, the prompt's text tokens (no audio)
 
 
 class SpeechLLM(nn.Module):
@@ -198,7 +200,8 @@ class SpeechLLM(nn.Module):
         encoders = ", ".join(f"{role} {enc.kind}" for role, enc in self.encoders.items())
         return (
             f"SpeechLLM: {trainable:,} trainable parameters, projectors only ({shapes}); "
-            f"frozen: LLM {type(self.llm).__name__} {frozen_llm:,}, encoders {encoders}"
+            f"frozen: LLM {type(self.llm).__name__} {frozen_llm:,}, encoders {encoders}; generation: "
+            f"repetition_penalty {default_repetition_penalty(self.llm)} (the LLM's generation config)"
         )
 
     def train(self, mode: bool = True) -> SpeechLLM:
@@ -287,6 +290,7 @@ class SpeechLLM(nn.Module):
         labels = torch.full((b, longest), IGNORE_INDEX, dtype=torch.long)
         audio_mask = torch.zeros(b, longest, dtype=torch.bool)
         pieces: list[torch.Tensor] = []
+        text_ids: list[list[int]] = []
         for row, (chat, chat_audio) in enumerate(zip(chats, audio, strict=True)):
             n = len(chat.input_ids)
             start = longest - n if padding_side == "left" else 0
@@ -303,6 +307,7 @@ class SpeechLLM(nn.Module):
                     )
                 audio_mask[row, start + span.start : start + span.start + span.length] = True
                 pieces.append(frames)
+            text_ids.append([t for t, heard in zip(chat.input_ids, audio_mask[row, start:].tolist()) if not heard])
         device = self.device
         embeds = self.llm.get_input_embeddings()(ids.to(device))  # [b, L, H]
         if pieces:
@@ -310,7 +315,7 @@ class SpeechLLM(nn.Module):
             embeds = embeds.masked_scatter(audio_mask.to(device)[..., None], values)
         has_labels = any(c.labels is not None for c in chats)
         prefix = shared_prefix(chats) if padding_side == "right" else ()
-        return TokenBatch(embeds, mask.to(device), labels.to(device) if has_labels else None, prefix)
+        return TokenBatch(embeds, mask.to(device), labels.to(device) if has_labels else None, prefix, text_ids)
 
     def forward(self, batch: TokenBatch, *, return_logits: bool = False) -> ForwardOutput:
         """Teacher-forced pass over a right-padded batch with labels.
@@ -455,6 +460,7 @@ class SpeechLLM(nn.Module):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        repetition_penalty: float | None = None,
         seed: int | None = None,
     ) -> list[Answer]:
         """Answer a batch of spoken (and/or typed) questions; greedy unless ``do_sample``.
@@ -470,6 +476,7 @@ class SpeechLLM(nn.Module):
             do_sample: sample instead of greedy.
             temperature: sampling temperature.
             top_p: nucleus sampling mass.
+            repetition_penalty: see :meth:`decode`.
             seed: seeds sampling.
 
         Returns:
@@ -483,8 +490,8 @@ class SpeechLLM(nn.Module):
             self.conversation(text, audio=a is not None, system=system) for a, text in zip(audios, texts)
         ]
         batch = self.prepare(conversations, waves, padding_side="left")
-        return self.decode(batch, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                           temperature=temperature, top_p=top_p, seed=seed)
+        return self.decode(batch, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
+                           top_p=top_p, repetition_penalty=repetition_penalty, seed=seed)
 
     def decode(
         self,
@@ -494,14 +501,15 @@ class SpeechLLM(nn.Module):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        repetition_penalty: float | None = None,
         seed: int | None = None,
         cache: Any = None,
         streamer: Any = None,
     ) -> list[Answer]:
         """Generate answers for a left-padded batch.
 
-        The model's own generation defaults are not inherited (no hidden repetition penalty): what is
-        asked here is what runs.
+        Only the repetition penalty defaults to the LLM's own generation config (as in target generation);
+        every other setting is what is asked here.
 
         Args:
             batch: the embedded prompts.
@@ -509,6 +517,9 @@ class SpeechLLM(nn.Module):
             do_sample: sample instead of greedy.
             temperature: sampling temperature.
             top_p: nucleus sampling mass.
+            repetition_penalty: rescales the logits of tokens already seen, the prompt's text and the answer
+                (transformers' and vLLM's meaning, see :mod:`azeros.repetition`); ``None`` takes the LLM's
+                own generation config.
             seed: seeds sampling.
             cache: a transformers KV cache holding a prefix of the (single-row) batch; extended in place.
             streamer: a transformers streamer that receives the tokens as they come.
@@ -523,16 +534,20 @@ class SpeechLLM(nn.Module):
             temperature=temperature if do_sample else None,
             top_p=top_p if do_sample else None,
             top_k=None,
+            repetition_penalty=1.0,  # applied by RepetitionPenalty below, prompt included
             eos_token_id=stop_ids,
             pad_token_id=stop_ids[0],
         )
         if seed is not None:
             torch.manual_seed(seed)
         extra = {cache_keyword(self.llm): cache if cache is not None else GrowingCache()}
+        if repetition_penalty is None:
+            repetition_penalty = default_repetition_penalty(self.llm)
+        penalty = RepetitionPenalty(batch.text_ids, repetition_penalty)  # generate alone would miss the prompt
         with torch.no_grad():
             sequences = self.llm.generate(
                 inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                generation_config=config, streamer=streamer, **extra,
+                generation_config=config, streamer=streamer, logits_processor=[penalty], **extra,
             )  # [b, new tokens]: with inputs_embeds only, nothing of the prompt is returned
         answers = []
         for row in sequences.tolist():

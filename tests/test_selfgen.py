@@ -20,7 +20,7 @@ from tests.conftest import tiny_llm
 from lhotse import CutSet, MonoCut, SupervisionSegment
 
 from azeros.data import DatasetSpec, Target, iter_records, read_cuts, target_of, with_target
-from azeros.selfgen import GenerateConfig, Request, elicit_report, output_paths, run_generation
+from azeros.selfgen import GenerateConfig, Request, Result, elicit_report, output_paths, run_generation
 from azeros.selfgen.check import _mentions
 from azeros.selfgen.openai_backend import OpenAIBackend
 from azeros.selfgen.transformers_backend import TransformersBackend
@@ -86,8 +86,8 @@ def test_run_writes_targets_rejects_and_accounting(manifest, backend, tmp_path):
     assert all(s.complete and s.inputs == 44 for s in summaries)
     sit_sp = _outputs(tmp_path, "d", "sit_sp")
     assert sit_sp["bad-short"] == "REJECTED: bad duration" and sit_sp["bad-empty"] == "REJECTED: empty text"
-    assert sit_sp["bad-long"] == "REJECTED: text too long" and sit_sp["bad-age"] == "REJECTED: unreadable metadata"
-    assert _outputs(tmp_path, "d", "sift_s")["bad-age"] != "REJECTED: unreadable metadata"  # s modes ignore labels
+    assert sit_sp["bad-long"] == "REJECTED: text too long"
+    assert not sit_sp["bad-age"].startswith("REJECTED")  # an age outside the vocabulary is shown verbatim
     for cut in read_cuts(output_paths(tmp_path, "d", "sit_sp", 0)[0]):
         target = target_of(cut)
         assert "?" not in target.input_text.split("<text>")[0] and "null" not in target.input_text
@@ -96,6 +96,27 @@ def test_run_writes_targets_rejects_and_accounting(manifest, backend, tmp_path):
         assert target_of(cut).response == cut.supervisions[0].text.lower() and target_of(cut).instruction
     summary = json.loads(output_paths(tmp_path, "d", "sit_sp", 0)[2].read_text())
     assert summary["inputs"] == summary["done"] + summary["rejected"] == 44
+    assert summary["verbatim_labels"] == {"age": 1}
+
+
+def test_labels_outside_the_vocabulary_are_kept_verbatim_and_counted(tmp_path):
+    def cut(cut_id, **custom):
+        sup = SupervisionSegment(id=cut_id, recording_id="r", start=0, duration=2.0, text="how old am i",
+                                 language="en", custom=custom)
+        return MonoCut(id=cut_id, start=0, duration=2.0, channel=0, supervisions=[sup])
+
+    cuts = [cut("a", age_group="18-25", gender="M"), cut("b", age="40s", emotion="Contempt"), cut("c", age=33),
+            cut("d", age_group="?", age=-3)]
+    CutSet.from_cuts(cuts).to_file(tmp_path / "c.jsonl.gz")
+    config = GenerateConfig([DatasetSpec("c", tmp_path / "c.jsonl.gz")], tmp_path, modes=("sift_sp",))
+    backend = SimpleNamespace(model_name="echo", generate=lambda requests: (
+        Result(r.key, "ok", "stop", 1) for r in requests))
+    (summary,) = run_generation(config, backend, progress=False)
+    assert summary.done == 4 and summary.verbatim_labels == {"age": 2, "emotion": 1}
+    shown = {c.id: target_of(c).input_text for c in read_cuts(output_paths(tmp_path, "c", "sift_sp", 0)[0])}
+    assert shown["a"].startswith("<audio><meta>age: 18-25, gender: male</meta>")
+    assert shown["b"].startswith("<audio><meta>age: 40s, emotion: contempt</meta>")
+    assert shown["c"].startswith("<audio><meta>age: young adult</meta>") and shown["d"].startswith("<audio><meta></meta>")
 
 
 def test_languages_beyond_en_and_zh(backend, tmp_path):

@@ -8,6 +8,7 @@ from azeros.text.labels import (
     normalize_gender,
     normalize_label,
     speaker_meta,
+    verbatim_labels,
 )
 from azeros.text.modes import ASR_PROMPTS, INSTRUCTIONS, MODES, SYSTEM_MESSAGE, Mode, get_mode, instruction_for
 from azeros.text.normalize import is_cjk, normalize_text
@@ -55,4 +56,5 @@ __all__ = [
     "speaker_meta",
     "target_messages",
     "user_message",
+    "verbatim_labels",
 ]

@@ -30,7 +30,16 @@ from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.llm import load_llm, resolve_dtype
 from azeros.models.projector import Projector
 from azeros.repetition import RepetitionPenalty, default_repetition_penalty
-from azeros.text import IGNORE_INDEX, Message, PromptRenderer, RenderedChat, get_mode, heard_parts, user_message
+from azeros.text import (
+    CHAT_TEMPLATES,
+    IGNORE_INDEX,
+    Message,
+    PromptRenderer,
+    RenderedChat,
+    get_mode,
+    heard_parts,
+    user_message,
+)
 
 __all__ = ["Answer", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig", "TokenBatch", "shared_prefix"]
 
@@ -72,6 +81,9 @@ class SpeechLLMConfig:
             (:func:`azeros.text.heard_parts`), as in training. Saved configs with the former
             ``question_mode`` key still load (the key is ignored: the layout no longer depends on a mode).
         dtype: the LLM's dtype (``auto``, ``fp32``, ``bf16``, ``fp16``).
+        chat_template: replaces the tokenizer's chat template everywhere (training, inference, serving): a
+            name from :data:`azeros.text.CHAT_TEMPLATES` (``chatml``: the reference's, no default system
+            prompt) or a Jinja template; ``None`` keeps the LLM's own.
     """
 
     llm: str
@@ -80,6 +92,7 @@ class SpeechLLMConfig:
     projector_hidden: int | None = None
     chat_mode: str | None = None
     dtype: str = "auto"
+    chat_template: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": "azeros", **asdict(self)}
@@ -179,6 +192,8 @@ class SpeechLLM(nn.Module):
             }
         )
         self.chat_mode = get_mode(config.chat_mode or ("sift_sp" if len(self.roles) == 2 else "sift_s"))
+        if config.chat_template:
+            tokenizer.chat_template = CHAT_TEMPLATES.get(config.chat_template, config.chat_template)
         self.renderer = PromptRenderer(tokenizer)
         # Teacher-forced passes start after the rows' shared prefix, whose states are computed once. Off when
         # the LLM is sharded: each process would compute a new prefix at its own time, out of lockstep.

@@ -13,6 +13,7 @@ from azeros.text.labels import (
 from azeros.text.modes import ASR_PROMPTS, INSTRUCTIONS, MODES, SYSTEM_MESSAGE, Mode, get_mode, instruction_for
 from azeros.text.normalize import is_cjk, normalize_text
 from azeros.text.prompt import (
+    CHAT_TEMPLATES,
     IGNORE_INDEX,
     AudioSlot,
     AudioSpan,
@@ -30,6 +31,7 @@ from azeros.text.prompt import (
 __all__ = [
     "AGE_GROUPS",
     "ASR_PROMPTS",
+    "CHAT_TEMPLATES",
     "IGNORE_INDEX",
     "INSTRUCTIONS",
     "META_KEYS",

@@ -68,7 +68,9 @@ def test_reference_manifest_loads_unchanged(tmp_path):
     path.parent.mkdir()
     with gzip.open(path, "wt") as handle:
         handle.write(json.dumps(record) + "\n")
-    cut = next(read_cuts(path))
+    with pytest.raises(ValueError, match="sift_ssp"):  # the mode is never taken from the file's name
+        target_of(next(read_cuts(path)))
+    cut = next(read_cuts(path, mode="sit_ssp"))
     target = target_of(cut)
     assert target.response == "Rivers are long flowing bodies of water"
     assert target.finish_reason == "length" and target.mode == "sit_ssp"
@@ -81,7 +83,39 @@ def test_mode_is_inferred_from_the_user_content():
     assert infer_mode("hello", "") == "sift_s"
     assert infer_mode("hello Repeat the above content.", "Repeat the above content.") == "sit_s"
     assert infer_mode("hello Transcribe the audio.", "Transcribe the audio.") == "tsit_s"
-    assert infer_mode("<audio><meta></meta><text>hi</text></audio>", "") == "sift_sp"
+    with pytest.raises(ValueError, match="say which"):  # sift_sp or sift_ssp: the text cannot tell
+        infer_mode("<audio><meta></meta><text>hi</text></audio>", "")
+
+
+def test_reference_targets_keep_their_context_no_system_turn_and_no_guessed_mode(tmp_path, tokenizer, monkeypatch):
+    from azeros.models import SpeechLLM
+    from azeros.training.data import TrainItem, render_item
+    from tests.conftest import tiny_speech_llm
+
+    oracle = "<audio><meta>gender: female</meta><text>hello there</text></audio>"
+    record = _cut("ref-2").to_dict()
+    record["supervisions"][0].update(response="Hi!", instruction="", input_text=oracle, from_model="Qwen")
+    merged = tmp_path / "combined.jsonl.gz"  # an ssp shard after `lhotse combine`: no name to read a mode from
+    with gzip.open(merged, "wt") as handle:
+        handle.write(json.dumps(record) + "\n")
+    with pytest.raises(ValueError, match="say which"):
+        target_of(next(read_cuts(merged)))
+    ssp = target_of(next(read_cuts(merged, mode="sift_ssp")))
+    assert ssp.system == REFERENCE_SYSTEM_MESSAGE and not ssp.no_system_turn
+    cut = next(read_cuts(merged, mode="sift_sp"))
+    assert target_of(cut).system is None and target_of(cut).no_system_turn
+
+    # Training on it must not show the tokenizer's default system prompt (SmolLM2's, like Qwen2.5's).
+    model = tiny_speech_llm(tokenizer, paralinguistic=True)
+    assert model.renderer.adds_default_system
+    item = TrainItem(cut, *target_conversation(cut, encoders=model.roles)[:1], "Hi!", True, True, True)
+    with pytest.raises(ValueError, match="chat_template"):
+        render_item(model, item)
+    monkeypatch.setattr(tokenizer, "chat_template", tokenizer.chat_template)  # restored after the test
+    model.config.chat_template = "chatml"
+    plain = SpeechLLM(model.config, llm=model.llm, tokenizer=tokenizer, encoders=dict(model.encoders), verbose=False)
+    assert not plain.renderer.adds_default_system
+    assert plain.renderer.render_text(item.messages).startswith("<|im_start|>user\n<audio><meta>")  # the reference's ChatML, no system turn
 
 
 def test_target_conversation_is_the_generation_context():

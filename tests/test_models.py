@@ -44,6 +44,30 @@ def test_batch_generation_equals_one_at_a_time(tokenizer, family):
     assert all(a.finish_reason in ("stop", "length") for a in batch)
 
 
+def test_repetition_penalty_means_what_transformers_means_and_batches_exactly(tokenizer):
+    model = tiny_speech_llm(tokenizer, paralinguistic=True)
+    model.llm.generation_config.repetition_penalty = 0.3  # the LLM's own default (Qwen2.5 ships 1.05); < 1 repeats
+    # Text only: the same prompt ids through HF generate give the reference meaning of the number.
+    texts = ["Hello there.", "Tell me a story about a cat and a dog."]
+    for penalty in (None, 1.0, 3.0):
+        want = 0.3 if penalty is None else penalty
+        for text in texts:
+            ids = model.render(model.conversation(text, audio=False), []).input_ids
+            hf = model.llm.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=10, repetition_penalty=want,
+                                    eos_token_id=model.renderer.stop_ids, pad_token_id=model.renderer.stop_ids[0])
+            ours = model.generate([None], [text], max_new_tokens=10, repetition_penalty=penalty)[0]
+            stop = next((i for i, t in enumerate(hf[0, len(ids):].tolist()) if t in model.renderer.stop_ids), None)
+            assert ours.token_ids == hf[0, len(ids):].tolist()[:stop]
+    plain = model.generate([None], [texts[1]], max_new_tokens=10, repetition_penalty=1.0)[0]
+    assert plain.token_ids != model.generate([None], [texts[1]], max_new_tokens=10)[0].token_ids
+    # With audio: batched answers equal one-at-a-time answers under the penalty.
+    audios = [(noise(s, seed=i), 16000) for i, s in enumerate(SECONDS)]
+    batch = model.generate(audios, TEXTS, max_new_tokens=12, repetition_penalty=1.3)
+    alone = [model.generate([a], [t], max_new_tokens=12, repetition_penalty=1.3)[0] for a, t in zip(audios, TEXTS)]
+    assert [a.token_ids for a in batch] == [a.token_ids for a in alone]
+    assert "repetition_penalty 0.3" in model.describe()
+
+
 def test_text_only_and_audio_items_mix(tokenizer):
     model = tiny_speech_llm(tokenizer)
     answers = model.generate([None, (noise(1.0), 16000)], ["Hello there.", None], max_new_tokens=5)

@@ -20,7 +20,7 @@ from tests.conftest import tiny_llm
 from lhotse import CutSet, MonoCut, SupervisionSegment
 
 from azeros.data import DatasetSpec, Target, iter_records, read_cuts, target_of, with_target
-from azeros.selfgen import GenerateConfig, Request, elicit_report, output_paths, run_generation
+from azeros.selfgen import GenerateConfig, Request, Result, elicit_report, output_paths, run_generation
 from azeros.selfgen.check import _mentions
 from azeros.selfgen.openai_backend import OpenAIBackend
 from azeros.selfgen.transformers_backend import TransformersBackend
@@ -34,20 +34,24 @@ from synthetic_cuts import synthetic_cuts  # noqa: E402
 MAX_NEW = 12
 
 
-def _bad_cuts() -> list[MonoCut]:
-    """One cut for each reject reason that reading can find."""
+def _bad_cuts(recording) -> list[MonoCut]:
+    """One cut for each reject reason that reading can find, and one whose odd label is kept (real audio)."""
     def cut(cut_id, text, duration=2.0, **custom):
         sup = SupervisionSegment(id=cut_id, recording_id="r", start=0, duration=duration, text=text,
                                  language="en", custom=custom or None)
         return MonoCut(id=cut_id, start=0, duration=duration, channel=0, supervisions=[sup])
+    odd = cut("bad-age", "how old am i", duration=recording.duration, age="ancient-ish")
+    odd.recording = recording
+    odd.supervisions[0].recording_id = recording.id
     return [cut("bad-short", "hi", duration=0.5), cut("bad-empty", " [noise] "),
-            cut("bad-long", "word " * 40), cut("bad-age", "how old am i", age="ancient-ish")]
+            cut("bad-long", "word " * 40), odd]
 
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("manifest")
-    cuts = list(synthetic_cuts(40, folder / "a.wav")) + _bad_cuts()
+    cuts = list(synthetic_cuts(40, folder / "a.wav"))
+    cuts += _bad_cuts(cuts[0].recording)
     path = folder / "cuts.jsonl.gz"
     CutSet.from_cuts(cuts).to_file(path)
     return path
@@ -86,8 +90,8 @@ def test_run_writes_targets_rejects_and_accounting(manifest, backend, tmp_path):
     assert all(s.complete and s.inputs == 44 for s in summaries)
     sit_sp = _outputs(tmp_path, "d", "sit_sp")
     assert sit_sp["bad-short"] == "REJECTED: bad duration" and sit_sp["bad-empty"] == "REJECTED: empty text"
-    assert sit_sp["bad-long"] == "REJECTED: text too long" and sit_sp["bad-age"] == "REJECTED: unreadable metadata"
-    assert _outputs(tmp_path, "d", "sift_s")["bad-age"] != "REJECTED: unreadable metadata"  # s modes ignore labels
+    assert sit_sp["bad-long"] == "REJECTED: text too long"
+    assert not sit_sp["bad-age"].startswith("REJECTED")  # an age outside the vocabulary is shown verbatim
     for cut in read_cuts(output_paths(tmp_path, "d", "sit_sp", 0)[0]):
         target = target_of(cut)
         assert "?" not in target.input_text.split("<text>")[0] and "null" not in target.input_text
@@ -96,6 +100,30 @@ def test_run_writes_targets_rejects_and_accounting(manifest, backend, tmp_path):
         assert target_of(cut).response == cut.supervisions[0].text.lower() and target_of(cut).instruction
     summary = json.loads(output_paths(tmp_path, "d", "sit_sp", 0)[2].read_text())
     assert summary["inputs"] == summary["done"] + summary["rejected"] == 44
+    assert summary["verbatim_labels"] == {"age": 1}
+
+
+def test_labels_outside_the_vocabulary_are_kept_verbatim_and_counted(tmp_path):
+    (spoken,) = synthetic_cuts(1, tmp_path / "a.wav")
+
+    def cut(cut_id, **custom):
+        sup = SupervisionSegment(id=cut_id, recording_id=spoken.recording.id, start=0, duration=spoken.duration,
+                                 text="how old am i", language="en", custom=custom)
+        return MonoCut(id=cut_id, start=0, duration=spoken.duration, channel=0, supervisions=[sup],
+                       recording=spoken.recording)
+
+    cuts = [cut("a", age_group="18-25", gender="M"), cut("b", age="40s", emotion="Contempt"), cut("c", age=33),
+            cut("d", age_group="?", age=-3)]
+    CutSet.from_cuts(cuts).to_file(tmp_path / "c.jsonl.gz")
+    config = GenerateConfig([DatasetSpec("c", tmp_path / "c.jsonl.gz")], tmp_path, modes=("sift_sp",))
+    backend = SimpleNamespace(model_name="echo", generate=lambda requests: (
+        Result(r.key, "ok", "stop", 1) for r in requests))
+    (summary,) = run_generation(config, backend, progress=False)
+    assert summary.done == 4 and summary.verbatim_labels == {"age": 2, "emotion": 1}
+    shown = {c.id: target_of(c).input_text for c in read_cuts(output_paths(tmp_path, "c", "sift_sp", 0)[0])}
+    assert shown["a"].startswith("<audio><meta>age: 18-25, gender: male</meta>")
+    assert shown["b"].startswith("<audio><meta>age: 40s, emotion: contempt</meta>")
+    assert shown["c"].startswith("<audio><meta>age: young adult</meta>") and shown["d"].startswith("<audio><meta></meta>")
 
 
 def test_bad_audio_is_rejected_with_its_reason(backend, tmp_path):
@@ -234,6 +262,31 @@ def test_rows_joining_a_running_batch_answer_as_one_at_a_time(tokenizer, seed):
     assert answers(rng.choice([2, 3])) == alone
 
 
+def test_repetition_penalty_batched_equals_alone_equals_hf_generate(tokenizer):
+    llm = tiny_llm("llama", len(tokenizer))
+    llm.generation_config.repetition_penalty = 0.3  # the LLM's own default (< 1: repeats favoured, visibly)
+    texts = ["hello there", "a cat and a dog", "the weather is nice today", "one two three", "yes", "tell me more"]
+    requests = [Request(str(i), tuple(target_messages(get_mode("sift_sp"), t, {"gender": "male"})))
+                for i, t in enumerate(texts)]
+    for penalty in (None, 1.0, 2.5):
+        want = 0.3 if penalty is None else penalty
+        batched = TransformersBackend("tiny", llm=llm, tokenizer=tokenizer, max_new_tokens=MAX_NEW, max_batch=4,
+                                      repetition_penalty=penalty)
+        alone = TransformersBackend("tiny", llm=llm, tokenizer=tokenizer, max_new_tokens=MAX_NEW, max_batch=1,
+                                    repetition_penalty=penalty)
+        assert batched.repetition_penalty == want
+        got = {r.key: r.text for r in batched.generate(requests)}
+        assert got == {r.key: r.text for r in alone.generate(requests)}
+        for request in requests:
+            ids = batched.prompt_ids(request)
+            hf = llm.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=MAX_NEW, repetition_penalty=want,
+                              eos_token_id=batched.renderer.stop_ids, pad_token_id=batched.renderer.stop_ids[0])
+            assert got[request.key] == tokenizer.decode(hf[0, len(ids):], skip_special_tokens=True)
+        if penalty is None:
+            favoured = got
+    assert favoured != got  # the penalty changed answers
+
+
 class _ChatStub(BaseHTTPRequestHandler):
     """A tiny OpenAI chat server: the first call fails with 500, the second hangs past the timeout."""
 
@@ -300,6 +353,31 @@ def test_vllm_backend_with_a_fake_engine(tokenizer):
     assert seen["params"]["temperature"] == 0.0 and seen["params"]["max_tokens"] == 9
     assert (first.text, first.num_tokens, first.finish_reason, first.degenerate) == ("ok", 2, "stop", None)
     assert second.finish_reason == "length" and second.degenerate == "repeated token x9"
+
+
+def test_vllm_and_openai_take_the_repetition_penalty_and_engine_options(tiny_folder, monkeypatch, tmp_path):
+    import shutil
+
+    from transformers import GenerationConfig
+
+    tiny_folder = shutil.copytree(tiny_folder, tmp_path / "llm")
+    made = {}
+
+    class FakeLLM:
+        def __init__(self, model, **options):
+            made["model"], made["options"] = model, options
+
+    GenerationConfig(repetition_penalty=1.05).save_pretrained(tiny_folder)  # Qwen2.5's own default
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=FakeLLM, SamplingParams=dict))
+    engine = {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.5, "max_model_len": 4096}
+    backend = VLLMBackend.from_model(str(tiny_folder), max_new_tokens=9, **engine)
+    assert made["options"] == engine and backend.sampling_params["repetition_penalty"] == 1.05
+    backend = VLLMBackend.from_model(str(tiny_folder), repetition_penalty=1.2)
+    assert backend.sampling_params["repetition_penalty"] == 1.2
+
+    request = Request("a", tuple(target_messages(get_mode("sift_s"), "hi", {})))
+    assert "repetition_penalty" not in OpenAIBackend("http://x/v1", "m")._payload(request)  # the server's own
+    assert OpenAIBackend("http://x/v1", "m", repetition_penalty=1.05)._payload(request)["repetition_penalty"] == 1.05
 
 
 def test_self_elicit_check_table_and_verdict(tmp_path):

@@ -29,15 +29,21 @@ def _generate(args: argparse.Namespace) -> int:
     )
     backend = None
     if any(mode != "tsit_s" for mode in modes):
-        common = {"max_new_tokens": args.max_new_tokens, "repeat_limit": args.repeat_limit}
+        common = {"max_new_tokens": args.max_new_tokens, "repeat_limit": args.repeat_limit,
+                  "repetition_penalty": args.repetition_penalty}
         if args.backend == "transformers":
             options = {"dtype": args.dtype, "device": args.device, "max_batch": args.batch_size, **common}
         elif args.backend == "openai":
             options = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
                        "timeout": args.timeout, "retries": args.retries, **common}
         else:
-            options = common
+            engine = {"tensor_parallel_size": args.tensor_parallel_size,
+                      "gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len}
+            options = {**common, **{key: value for key, value in engine.items() if value is not None}}
         backend = build_backend(args.backend, args.model, **options)
+        penalty = backend.repetition_penalty
+        print(f"repetition_penalty: {'the server default' if penalty is None else penalty}"
+              f"{'' if args.repetition_penalty is not None else ' (the LLM generation config)'}")
     summaries = run_generation(config, backend, progress=not args.no_progress)
 
     totals = {key: sum(getattr(s, key) for s in summaries) for key in ("inputs", "done", "rejected", "generated_tokens")}
@@ -73,6 +79,13 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="transformers: rows decoded together")
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--repeat-limit", type=int, default=64, help="a run of this many identical tokens is degenerate")
+    parser.add_argument("--repetition-penalty", type=float, default=None,
+                        help="divide positive / multiply negative logits of tokens already seen (transformers' and "
+                             "vLLM's meaning); default: the LLM's own generation config (openai: the server's)")
+    parser.add_argument("--tensor-parallel-size", type=int, default=None, help="vllm: GPUs the engine shards over")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=None,
+                        help="vllm: fraction of GPU memory the engine may take")
+    parser.add_argument("--max-model-len", type=int, default=None, help="vllm: the engine's context length")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: the server's API root")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key")
     parser.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight")

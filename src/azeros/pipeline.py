@@ -86,7 +86,7 @@ _DEFAULT_STAGE1_TARGETS = {"sift_s": {}}
 def _backend(tree: dict[str, Any], max_new_tokens: int | None = None) -> Any:
     gen = tree["generate"]
     return build_backend("transformers", gen["model"], max_new_tokens=max_new_tokens or gen["max_new_tokens"],
-                         max_batch=gen["batch_size"])
+                         max_batch=gen["batch_size"], repetition_penalty=gen.get("repetition_penalty"))
 
 
 def _targets(out: Path, datasets: dict[str, DatasetSpec], modes: list[str], backend: Any,

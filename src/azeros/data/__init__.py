@@ -13,7 +13,7 @@ from azeros.data.cuts import (
     target_of,
     with_target,
 )
-from azeros.data.manifest import BadLine, ManifestWriter, iter_records, mode_from_filename, read_cuts
+from azeros.data.manifest import BadLine, ManifestWriter, iter_records, read_cuts
 from azeros.data.sources import DatasetSpec, load_datasets
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "infer_mode",
     "iter_records",
     "load_datasets",
-    "mode_from_filename",
     "read_cuts",
     "target_conversation",
     "target_of",

@@ -29,7 +29,6 @@ from lhotse.cut import Cut
 from azeros.audio import AudioError, AudioLimits, load_audio
 from azeros.text import (
     ASR_PROMPTS,
-    INSTRUCTIONS,
     META_KEYS,
     SYSTEM_MESSAGE,
     Message,
@@ -151,6 +150,8 @@ class Target:
         input_text: the user message exactly as the LLM saw it (oracle text, then the instruction).
         from_model: which model wrote the response (``"transcript"`` for TSIT_s).
         finish_reason: ``stop`` (ended by itself) or ``length`` (cut at the generation limit).
+        no_system_turn: the prompt had no system turn at all, not even a chat template's default (the
+            reference's own ChatML); training then needs a template that adds none (``chat_template``).
     """
 
     response: str
@@ -160,6 +161,7 @@ class Target:
     input_text: str
     from_model: str
     finish_reason: Literal["stop", "length"]
+    no_system_turn: bool = False
 
     def to_custom(self) -> dict[str, Any]:
         """The fields as stored under the supervision's ``custom``."""
@@ -169,8 +171,8 @@ class Target:
 def infer_mode(input_text: str, instruction: str) -> str:
     """The mode of a reference record that does not store it, from what the LLM was shown.
 
-    The ssp modes cannot be told from the text (only the system message differs): name the file
-    ``{mode}_{shard}.jsonl.gz`` to read those.
+    An ``sp`` oracle cannot tell ``sift_sp`` from ``sift_ssp`` (only the system message differs, and the
+    reference does not store it): such a record's mode must be given (a recipe's ``mode:``).
 
     Args:
         input_text: the user content.
@@ -178,13 +180,20 @@ def infer_mode(input_text: str, instruction: str) -> str:
 
     Returns:
         A mode name.
+
+    Raises:
+        ValueError: for an ``sp`` oracle.
     """
     oracle = "sp" if input_text.startswith("<audio>") else "s"
+    if oracle == "sp":
+        raise ValueError(
+            "a target without its mode whose user content is an sp oracle may come from sift_sp/sit_sp (no "
+            "system message) or sift_ssp/sit_ssp (one): say which (read_cuts(mode=...), a recipe's `mode:` "
+            "beside `manifest:`); file names are not read"
+        )
     if not instruction:
-        return f"sift_{oracle}"
-    if oracle == "s" and any(instruction in prompts for prompts in ASR_PROMPTS.values()):
-        return "tsit_s"
-    return "sit_s" if instruction in INSTRUCTIONS["repeat"].values() else f"sit_{oracle}"
+        return "sift_s"
+    return "tsit_s" if any(instruction in prompts for prompts in ASR_PROMPTS.values()) else "sit_s"
 
 
 def target_of(cut: Cut, mode: str | None = None) -> Target | None:
@@ -214,9 +223,10 @@ def target_of(cut: Cut, mode: str | None = None) -> Target | None:
     input_text = custom.get("input_text") or ""
     mode_name = custom.get("mode") or mode or infer_mode(input_text, instruction)
     if "system" in custom:
-        system = custom["system"] or None
-    else:  # a reference record: its ssp modes used the reference's own system text
+        system, no_system_turn = custom["system"] or None, bool(custom.get("no_system_turn"))
+    else:  # a reference record: its ssp modes used its own system text, the others no system turn at all
         system = REFERENCE_SYSTEM_MESSAGE if get_mode(mode_name).system else None
+        no_system_turn = system is None
     return Target(
         response=response,
         mode=get_mode(mode_name).name,
@@ -225,6 +235,7 @@ def target_of(cut: Cut, mode: str | None = None) -> Target | None:
         input_text=input_text,
         from_model=custom.get("from_model") or "",
         finish_reason=finish_reason or "stop",
+        no_system_turn=no_system_turn,
     )
 
 

@@ -3,9 +3,10 @@
 The reader streams ``.jsonl`` / ``.jsonl.gz`` one cut at a time and tolerates a torn last line (what a
 killed writer leaves); a broken line anywhere else is an error that names the file and line. Readers that
 must account for every line of their input (``generate``, ``infer``) ask for each unreadable line, torn
-last line included, as a :class:`BadLine` in its place. It also reads the reference
-implementation's manifests unchanged: its target fields may sit directly on the supervision and its
-files are named ``{mode}_{shard}.jsonl.gz``, which tells the mode.
+last line included, as a :class:`BadLine` in its place. It also reads the reference implementation's
+manifests unchanged: its target fields may sit directly on the supervision. Their mode is never guessed
+from a file's name (a merged or renamed shard would get the wrong one): the caller says it (a recipe's
+``mode:``), or :func:`azeros.data.target_of` reads it from the text, or refuses.
 
 The writer appends one cut per line and flushes at once, so a killed process loses at most the items it
 had in flight. Reopening a file repairs a torn tail first (a gzip stream cut mid-block cannot be appended
@@ -18,7 +19,6 @@ import gzip
 import json
 import logging
 import os
-import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,20 +28,13 @@ from typing import IO, Any
 from lhotse.cut import Cut
 from lhotse.serialization import deserialize_item
 
-from azeros.text import MODES
 
-__all__ = ["BadLine", "ManifestWriter", "iter_records", "mode_from_filename", "read_cuts"]
+__all__ = ["BadLine", "ManifestWriter", "iter_records", "read_cuts"]
 
 logger = logging.getLogger(__name__)
 
-_TARGET_FIELDS = ("response", "instruction", "system", "input_text", "mode", "from_model", "finish_reason")
-_MODE_FILE = re.compile(rf"^({'|'.join(MODES)})_\d+\.jsonl(\.gz)?$", re.IGNORECASE)
-
-
-def mode_from_filename(path: str | Path) -> str | None:
-    """``out/cv/sift_sp_3.jsonl.gz`` -> ``"sift_sp"`` (the reference's output naming); else ``None``."""
-    match = _MODE_FILE.match(Path(path).name)
-    return match.group(1).lower() if match else None
+_TARGET_FIELDS = ("response", "instruction", "system", "input_text", "mode", "from_model", "finish_reason",
+                  "no_system_turn")
 
 
 def _open_text(path: Path, mode: str) -> IO[str]:
@@ -158,15 +151,17 @@ def _as_cut(record: dict[str, Any], mode: str | None) -> Cut:
     return deserialize_item(record)
 
 
-def read_cuts(paths: str | Path | Iterable[str | Path], *, bad_lines: bool = False) -> Iterator[Cut | BadLine]:
+def read_cuts(paths: str | Path | Iterable[str | Path], mode: str | None = None, *,
+              bad_lines: bool = False) -> Iterator[Cut | BadLine]:
     """Lazily read cuts from one or more manifests (``.jsonl`` / ``.jsonl.gz``), in order.
 
     Reference manifests load unchanged: target fields found directly on a supervision are moved under
-    ``custom``, and a file named ``{mode}_{shard}.jsonl.gz`` gives its records that mode. (The
-    ``<|truncated|>`` mark is read by :func:`azeros.data.target_of`.)
+    ``custom``. (The ``<|truncated|>`` mark is read by :func:`azeros.data.target_of`.)
 
     Args:
         paths: a manifest or several.
+        mode: the mode of every target that does not store one (a reference manifest's, as its user says);
+            ``None``: none is assumed.
         bad_lines: yield each line that is not a cut (not JSON, not a Lhotse cut, a torn last line) as a
             :class:`BadLine` in its place, so the caller can account for every line. Otherwise such a
             line raises, except a torn last line, which is skipped with a warning.
@@ -179,7 +174,6 @@ def read_cuts(paths: str | Path | Iterable[str | Path], *, bad_lines: bool = Fal
     """
     for path in [paths] if isinstance(paths, (str, Path)) else paths:
         path = Path(path)
-        mode = mode_from_filename(path)
         for number, record in _Scan(path, report_tail=bad_lines):
             if not isinstance(record, BadLine):
                 try:

@@ -151,6 +151,7 @@ def infer(
                     do_sample=params.do_sample,
                     temperature=params.temperature,
                     top_p=params.top_p,
+                    repetition_penalty=params.repetition_penalty,
                     seed=params.seed,
                 )
                 for (item, _, text), answer in zip(ready, answers, strict=True):

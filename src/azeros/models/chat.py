@@ -49,6 +49,7 @@ class GenerationParams:
         do_sample: sample instead of greedy.
         temperature: sampling temperature.
         top_p: nucleus sampling mass.
+        repetition_penalty: see :meth:`azeros.models.SpeechLLM.decode`; ``None``: the LLM's own.
         seed: seeds sampling.
     """
 
@@ -56,6 +57,7 @@ class GenerationParams:
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
+    repetition_penalty: float | None = None
     seed: int | None = None
 
 

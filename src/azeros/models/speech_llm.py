@@ -37,7 +37,17 @@ from azeros.kv_cache import GrowingCache, PrefixStates, cache_keyword
 from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.llm import load_llm, resolve_dtype
 from azeros.models.projector import Projector
-from azeros.text import IGNORE_INDEX, Message, PromptRenderer, RenderedChat, get_mode, heard_parts, user_message
+from azeros.repetition import RepetitionPenalty, default_repetition_penalty
+from azeros.text import (
+    CHAT_TEMPLATES,
+    IGNORE_INDEX,
+    Message,
+    PromptRenderer,
+    RenderedChat,
+    get_mode,
+    heard_parts,
+    user_message,
+)
 
 __all__ = ["Answer", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig", "TokenBatch", "shared_prefix"]
 
@@ -79,6 +89,9 @@ class SpeechLLMConfig:
             (:func:`azeros.text.heard_parts`), as in training. Saved configs with the former
             ``question_mode`` key still load (the key is ignored: the layout no longer depends on a mode).
         dtype: the LLM's dtype (``auto``, ``fp32``, ``bf16``, ``fp16``).
+        chat_template: replaces the tokenizer's chat template everywhere (training, inference, serving): a
+            name from :data:`azeros.text.CHAT_TEMPLATES` (``chatml``: the reference's, no default system
+            prompt) or a Jinja template; ``None`` keeps the LLM's own.
     """
 
     llm: str
@@ -87,6 +100,7 @@ class SpeechLLMConfig:
     projector_hidden: int | None = None
     chat_mode: str | None = None
     dtype: str = "auto"
+    chat_template: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": "azeros", **asdict(self)}
@@ -131,6 +145,7 @@ class TokenBatch:
     attention_mask: torch.Tensor  # [b, L]
     labels: torch.Tensor | None  # [b, L], IGNORE_INDEX where unsupervised
     shared_prefix: tuple[int, ...] = ()  # token ids every row opens with, before any audio or supervised token
+    text_ids: list[list[int]] = field(default_factory=list)  # per row, the prompt's text tokens (no audio)
 
 
 class SpeechLLM(nn.Module):
@@ -185,6 +200,8 @@ class SpeechLLM(nn.Module):
             }
         )
         self.chat_mode = get_mode(config.chat_mode or ("sift_sp" if len(self.roles) == 2 else "sift_s"))
+        if config.chat_template:
+            tokenizer.chat_template = CHAT_TEMPLATES.get(config.chat_template, config.chat_template)
         self.renderer = PromptRenderer(tokenizer)
         # Teacher-forced passes start after the rows' shared prefix, whose states are computed once. Off when
         # the LLM is sharded: each process would compute a new prefix at its own time, out of lockstep.
@@ -207,7 +224,8 @@ class SpeechLLM(nn.Module):
         encoders = ", ".join(f"{role} {enc.kind}" for role, enc in self.encoders.items())
         return (
             f"SpeechLLM: {trainable:,} trainable parameters, projectors only ({shapes}); "
-            f"frozen: LLM {type(self.llm).__name__} {frozen_llm:,}, encoders {encoders}"
+            f"frozen: LLM {type(self.llm).__name__} {frozen_llm:,}, encoders {encoders}; generation: "
+            f"repetition_penalty {default_repetition_penalty(self.llm)} (the LLM's generation config)"
         )
 
     def train(self, mode: bool = True) -> SpeechLLM:
@@ -296,6 +314,7 @@ class SpeechLLM(nn.Module):
         labels = torch.full((b, longest), IGNORE_INDEX, dtype=torch.long)
         audio_mask = torch.zeros(b, longest, dtype=torch.bool)
         pieces: list[torch.Tensor] = []
+        text_ids: list[list[int]] = []
         for row, (chat, chat_audio) in enumerate(zip(chats, audio, strict=True)):
             n = len(chat.input_ids)
             start = longest - n if padding_side == "left" else 0
@@ -312,6 +331,7 @@ class SpeechLLM(nn.Module):
                     )
                 audio_mask[row, start + span.start : start + span.start + span.length] = True
                 pieces.append(frames)
+            text_ids.append([t for t, heard in zip(chat.input_ids, audio_mask[row, start:].tolist()) if not heard])
         device = self.device
         embeds = self.llm.get_input_embeddings()(ids.to(device))  # [b, L, H]
         if pieces:
@@ -319,7 +339,7 @@ class SpeechLLM(nn.Module):
             embeds = embeds.masked_scatter(audio_mask.to(device)[..., None], values)
         has_labels = any(c.labels is not None for c in chats)
         prefix = shared_prefix(chats) if padding_side == "right" else ()
-        return TokenBatch(embeds, mask.to(device), labels.to(device) if has_labels else None, prefix)
+        return TokenBatch(embeds, mask.to(device), labels.to(device) if has_labels else None, prefix, text_ids)
 
     def forward(self, batch: TokenBatch, *, return_logits: bool = False) -> ForwardOutput:
         """Teacher-forced pass over a right-padded batch with labels.
@@ -486,6 +506,7 @@ class SpeechLLM(nn.Module):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        repetition_penalty: float | None = None,
         seed: int | None = None,
     ) -> list[Answer]:
         """Answer a batch of spoken (and/or typed) questions; greedy unless ``do_sample``.
@@ -501,6 +522,7 @@ class SpeechLLM(nn.Module):
             do_sample: sample instead of greedy.
             temperature: sampling temperature.
             top_p: nucleus sampling mass.
+            repetition_penalty: see :meth:`decode`.
             seed: seeds sampling.
 
         Returns:
@@ -514,8 +536,8 @@ class SpeechLLM(nn.Module):
             self.conversation(text, audio=a is not None, system=system) for a, text in zip(audios, texts)
         ]
         batch = self.prepare(conversations, waves, padding_side="left")
-        return self.decode(batch, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                           temperature=temperature, top_p=top_p, seed=seed)
+        return self.decode(batch, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
+                           top_p=top_p, repetition_penalty=repetition_penalty, seed=seed)
 
     def decode(
         self,
@@ -525,6 +547,7 @@ class SpeechLLM(nn.Module):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        repetition_penalty: float | None = None,
         seed: int | None = None,
         cache: Any = None,
         streamer: Any = None,
@@ -532,8 +555,8 @@ class SpeechLLM(nn.Module):
     ) -> list[Answer]:
         """Generate answers for a left-padded batch.
 
-        The model's own generation defaults are not inherited (no hidden repetition penalty): what is
-        asked here is what runs.
+        Only the repetition penalty defaults to the LLM's own generation config (as in target generation);
+        every other setting is what is asked here.
 
         Args:
             batch: the embedded prompts.
@@ -541,6 +564,9 @@ class SpeechLLM(nn.Module):
             do_sample: sample instead of greedy.
             temperature: sampling temperature.
             top_p: nucleus sampling mass.
+            repetition_penalty: rescales the logits of tokens already seen, the prompt's text and the answer
+                (transformers' and vLLM's meaning, see :mod:`azeros.repetition`); ``None`` takes the LLM's
+                own generation config.
             seed: seeds sampling.
             cache: a transformers KV cache holding a prefix of the (single-row) batch; extended in place.
             streamer: a transformers streamer that receives the tokens as they come.
@@ -557,16 +583,20 @@ class SpeechLLM(nn.Module):
             temperature=temperature if do_sample else None,
             top_p=top_p if do_sample else None,
             top_k=None,
+            repetition_penalty=1.0,  # applied by RepetitionPenalty below, prompt included
             eos_token_id=stop_ids,
             pad_token_id=stop_ids[0],
         )
         if seed is not None:
             torch.manual_seed(seed)
         extra = {cache_keyword(self.llm): cache if cache is not None else GrowingCache()}
+        if repetition_penalty is None:
+            repetition_penalty = default_repetition_penalty(self.llm)
+        penalty = RepetitionPenalty(batch.text_ids, repetition_penalty)  # generate alone would miss the prompt
         with torch.no_grad():
             sequences = self.llm.generate(
                 inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                generation_config=config, streamer=streamer,
+                generation_config=config, streamer=streamer, logits_processor=[penalty],
                 stopping_criteria=StoppingCriteriaList([_RowsStopped(stop)] if stop is not None else []), **extra,
             )  # [b, new tokens]: with inputs_embeds only, nothing of the prompt is returned
         answers = []

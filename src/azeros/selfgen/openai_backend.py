@@ -8,6 +8,7 @@ model's own chat template to the messages' oracle text, as the local backends do
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,8 @@ from azeros.selfgen.base import Request, Result, longest_repeat
 __all__ = ["OpenAIBackend", "RetriesExhausted"]
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+logger = logging.getLogger(__name__)
 
 
 class RetriesExhausted(RuntimeError):
@@ -41,6 +44,9 @@ class OpenAIBackend:
         max_new_tokens: the length limit of an answer.
         repeat_limit: a run of this many identical tokens marks an answer degenerate (when the server
             reports token ids; otherwise only its text is checked for a repeated character run).
+        repetition_penalty: sent as ``repetition_penalty`` (vLLM, SGLang and llama.cpp read it as
+            transformers does; see :mod:`azeros.repetition`); ``None`` sends nothing, so the server applies
+            its model's own generation config.
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class OpenAIBackend:
         backoff: float = 1.0,
         max_new_tokens: int = 1024,
         repeat_limit: int = 64,
+        repetition_penalty: float | None = None,
     ) -> None:
         self.model_name = model
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -66,14 +73,21 @@ class OpenAIBackend:
         self.backoff = backoff
         self.max_new_tokens = max_new_tokens
         self.repeat_limit = repeat_limit
+        self.repetition_penalty = repetition_penalty
+        logger.info("%s: repetition_penalty %s", model,
+                    "the server's default (its model's generation config)" if repetition_penalty is None
+                    else repetition_penalty)
 
     def _payload(self, request: Request) -> dict[str, Any]:
-        return {
+        payload = {
             "model": self.model_name,
             "messages": [{"role": m.role, "content": m.oracle_content()} for m in request.messages],
             "temperature": 0.0,
             "max_tokens": self.max_new_tokens,
         }
+        if self.repetition_penalty is not None:
+            payload["repetition_penalty"] = self.repetition_penalty
+        return payload
 
     def _post(self, request: Request) -> Result:
         delay = self.backoff

@@ -17,6 +17,7 @@ rounding of differently padded batches).
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,10 +25,13 @@ from typing import Any
 
 from azeros.hub import load_tokenizer, local_folder, resolve_dtype
 from azeros.kv_cache import GrowingCache, cache_keyword
+from azeros.repetition import default_repetition_penalty, penalize_seen, seen_mask
 from azeros.selfgen.base import Request, Result
 from azeros.text import PromptRenderer
 
 __all__ = ["TransformersBackend"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,6 +66,8 @@ class TransformersBackend:
         max_prefill_tokens: the most prompt tokens (rows x padded length) prefilled in one call.
         repeat_limit: an answer with this many copies of one token back to back is degenerate; it is
             stopped there and reported.
+        repetition_penalty: rescales the logits of tokens already seen (prompt and answer; see
+            :mod:`azeros.repetition`); ``None`` takes the LLM's own generation config.
         llm: an already loaded model (tests); ``tokenizer`` must come with it.
         tokenizer: its tokenizer.
     """
@@ -76,6 +82,7 @@ class TransformersBackend:
         max_batch: int = 64,
         max_prefill_tokens: int = 16384,
         repeat_limit: int = 64,
+        repetition_penalty: float | None = None,
         llm: Any = None,
         tokenizer: Any = None,
     ) -> None:
@@ -96,6 +103,9 @@ class TransformersBackend:
         self.max_batch = max_batch
         self.max_prefill_tokens = max_prefill_tokens
         self.repeat_limit = repeat_limit
+        self.repetition_penalty = (default_repetition_penalty(self.llm) if repetition_penalty is None
+                                   else float(repetition_penalty))
+        logger.info("%s: repetition_penalty %s", model, self.repetition_penalty)
         self._stop_ids = set(self.renderer.stop_ids)
         self._pad_id = self.renderer.stop_ids[0]
         self._cache_arg = cache_keyword(self.llm)
@@ -122,7 +132,7 @@ class TransformersBackend:
         torch = self.torch
         pending: deque[tuple[str, list[int]]] = deque()
         rows: list[_Row] = []
-        cache = mask = positions = tokens = None
+        cache = mask = positions = tokens = seen = None
         while True:
             if len(pending) < self.max_batch:
                 # Sort each window by prompt length: neighbours in the queue pad little when prefilled together.
@@ -131,17 +141,18 @@ class TransformersBackend:
             free = self.max_batch - len(rows)
             if pending and (free >= max(1, self.max_batch // 4) or not rows):
                 group = self._take(pending, free)
-                new_rows, new_cache, new_mask, new_positions, logits = self._prefill(group)
-                alive, new_tokens = yield from self._advance(new_rows, logits)
+                new_rows, new_cache, new_mask, new_positions, new_seen, logits = self._prefill(group)
+                alive, new_tokens = yield from self._advance(new_rows, logits, new_seen)
                 if alive:
-                    new_rows, (new_mask, new_positions, new_tokens) = self._keep(
-                        alive, new_rows, new_cache, new_mask, new_positions, new_tokens)
+                    new_rows, (new_mask, new_positions, new_tokens, new_seen) = self._keep(
+                        alive, new_rows, new_cache, new_mask, new_positions, new_tokens, new_seen)
                     if rows:
                         cache, mask = self._join(cache, mask, new_cache, new_mask)
                         positions = torch.cat([positions, new_positions])
                         tokens = torch.cat([tokens, new_tokens])
+                        seen = torch.cat([seen, new_seen])
                     else:
-                        cache, mask, positions, tokens = new_cache, new_mask, new_positions, new_tokens
+                        cache, mask, positions, tokens, seen = new_cache, new_mask, new_positions, new_tokens, new_seen
                     rows.extend(new_rows)
                 continue
             if not rows:
@@ -150,9 +161,9 @@ class TransformersBackend:
             out = self.llm(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
                            use_cache=True, **{self._cache_arg: cache})
             positions = positions + 1
-            alive, tokens = yield from self._advance(rows, out.logits[:, -1, :])
+            alive, tokens = yield from self._advance(rows, out.logits[:, -1, :], seen)
             if len(alive) < len(rows):
-                rows, (mask, positions, tokens) = self._keep(alive, rows, cache, mask, positions, tokens)
+                rows, (mask, positions, tokens, seen) = self._keep(alive, rows, cache, mask, positions, tokens, seen)
                 if rows:
                     cache, mask = self._trim(cache, mask)
 
@@ -172,7 +183,7 @@ class TransformersBackend:
             group.append(pending.popleft())
         return group
 
-    def _prefill(self, group: list[tuple[str, list[int]]]) -> tuple[list[_Row], Any, Any, Any, Any]:
+    def _prefill(self, group: list[tuple[str, list[int]]]) -> tuple[list[_Row], Any, Any, Any, Any, Any]:
         torch = self.torch
         width = max(len(ids) for _, ids in group)
         input_ids = torch.tensor([[self._pad_id] * (width - len(ids)) + ids for _, ids in group], device=self.device)
@@ -182,14 +193,18 @@ class TransformersBackend:
         out = self.llm(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                        use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
         positions = torch.tensor([len(ids) for _, ids in group], device=self.device)
-        return [_Row(key) for key, _ in group], cache, mask, positions, out.logits[:, -1, :]
+        logits = out.logits[:, -1, :]
+        seen = seen_mask([ids for _, ids in group], logits.shape[-1], self.device)  # the prompt counts as seen
+        return [_Row(key) for key, _ in group], cache, mask, positions, seen, logits
 
-    def _advance(self, rows: list[_Row], logits: Any) -> Iterator[Result]:
-        """Take each row's greedy token; yield the rows that end. Returns (alive indices, next tokens)."""
+    def _advance(self, rows: list[_Row], logits: Any, seen: Any) -> Iterator[Result]:
+        """Take each row's greedy token (after the repetition penalty) and mark it ``seen``; yield the rows
+        that end. Returns (alive indices, next tokens)."""
         torch = self.torch
-        logits = logits.float()  # [a, V]
+        logits = penalize_seen(logits.float(), seen, self.repetition_penalty)  # [a, V]
         nan_rows = torch.isnan(logits).any(dim=-1).tolist()
         next_tokens = logits.argmax(dim=-1)  # [a]
+        seen.scatter_(1, next_tokens[:, None], True)
         alive = []
         for index, (row, token, nan) in enumerate(zip(rows, next_tokens.tolist(), nan_rows, strict=True)):
             if nan:

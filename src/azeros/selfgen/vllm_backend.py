@@ -8,6 +8,7 @@ and batches them itself. Results are yielded chunk by chunk, so a killed run los
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -15,6 +16,8 @@ from azeros.selfgen.base import Request, Result, longest_repeat
 from azeros.text import PromptRenderer
 
 __all__ = ["VLLMBackend"]
+
+logger = logging.getLogger(__name__)
 
 
 class VLLMBackend:
@@ -29,6 +32,9 @@ class VLLMBackend:
         max_new_tokens: the length limit of an answer.
         chunk_size: requests handed to the engine per call (results are written after each call).
         repeat_limit: a run of this many identical tokens marks an answer degenerate.
+        repetition_penalty: rescales the logits of tokens already seen (vLLM's meaning, the same as
+            transformers'; see :mod:`azeros.repetition`). :meth:`from_model` defaults it to the LLM's own
+            generation config.
     """
 
     def __init__(
@@ -41,14 +47,17 @@ class VLLMBackend:
         max_new_tokens: int = 1024,
         chunk_size: int = 4096,
         repeat_limit: int = 64,
+        repetition_penalty: float = 1.0,
     ) -> None:
         self.engine = engine
         self.renderer = PromptRenderer(tokenizer)
         self.model_name = model_name
         self.sampling_params = make_sampling_params(
             temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=self.renderer.stop_ids,
-            skip_special_tokens=True,
+            skip_special_tokens=True, repetition_penalty=repetition_penalty,
         )
+        self.repetition_penalty = repetition_penalty
+        logger.info("%s: repetition_penalty %s", model_name, repetition_penalty)
         self.chunk_size = chunk_size
         self.repeat_limit = repeat_limit
 
@@ -58,7 +67,9 @@ class VLLMBackend:
 
         Args:
             model: where the LLM lives.
-            **kwargs: ``max_new_tokens``, ``chunk_size``, ``repeat_limit``; the rest go to ``vllm.LLM``.
+            **kwargs: ``max_new_tokens``, ``chunk_size``, ``repeat_limit`` and ``repetition_penalty``
+                (``None`` or absent: the LLM's own generation config); the rest are engine options for
+                ``vllm.LLM`` (``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``...).
 
         Raises:
             ImportError: when vLLM is not installed, saying how to install it.
@@ -68,9 +79,13 @@ class VLLMBackend:
         except ImportError as error:
             raise ImportError("the vllm backend needs vLLM: pip install vllm (on a machine with a GPU)") from error
         from azeros.hub import load_tokenizer, local_folder
+        from azeros.repetition import default_repetition_penalty
 
         folder = local_folder(model)
         own = {key: kwargs.pop(key) for key in ("max_new_tokens", "chunk_size", "repeat_limit") if key in kwargs}
+        penalty = kwargs.pop("repetition_penalty", None)
+        own["repetition_penalty"] = default_repetition_penalty(folder) if penalty is None else float(penalty)
+        logger.info("vLLM engine options for %s: %s", model, kwargs)
         return cls(LLM(model=folder, **kwargs), load_tokenizer(folder), model, SamplingParams, **own)
 
     def generate(self, requests: Iterable[Request]) -> Iterator[Result]:

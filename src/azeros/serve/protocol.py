@@ -122,6 +122,7 @@ class ChatCompletionRequest(_Lenient):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    repetition_penalty: float | None = Field(default=None, gt=0.0)  # None: the LLM's own generation config
     seed: int | None = None
     modalities: list[Literal["text", "audio"]] | None = None
     audio: AudioRequest | None = None
@@ -145,6 +146,7 @@ class ChatCompletionRequest(_Lenient):
             do_sample=sample,
             temperature=self.temperature if sample else 1.0,
             top_p=self.top_p if sample and self.top_p is not None else 1.0,
+            repetition_penalty=self.repetition_penalty,
             seed=self.seed,
         )
 

@@ -8,10 +8,12 @@ from azeros.text.labels import (
     normalize_gender,
     normalize_label,
     speaker_meta,
+    verbatim_labels,
 )
 from azeros.text.modes import ASR_PROMPTS, INSTRUCTIONS, MODES, SYSTEM_MESSAGE, Mode, get_mode, instruction_for
 from azeros.text.normalize import is_cjk, normalize_text
 from azeros.text.prompt import (
+    CHAT_TEMPLATES,
     IGNORE_INDEX,
     AudioSlot,
     AudioSpan,
@@ -29,6 +31,7 @@ from azeros.text.prompt import (
 __all__ = [
     "AGE_GROUPS",
     "ASR_PROMPTS",
+    "CHAT_TEMPLATES",
     "IGNORE_INDEX",
     "INSTRUCTIONS",
     "META_KEYS",
@@ -55,4 +58,5 @@ __all__ = [
     "speaker_meta",
     "target_messages",
     "user_message",
+    "verbatim_labels",
 ]

@@ -1,8 +1,10 @@
 """Speaker labels (age, gender, emotion) as they appear in an oracle text.
 
 Corpora spell labels every way: ``M``/``male``, ``neu``/``neutral``, ages as integers, decades
-(``fourties``) or groups. Everything is mapped to one lowercase vocabulary; a value that cannot be read is
-*unknown* (``None``), never guessed and never written as ``?`` or ``null``.
+(``fourties``) or groups. Everything readable is mapped to one lowercase vocabulary; a placeholder (``?``,
+``unk``, ...) is *unknown* (``None``), never written as ``?`` or ``null``; any other value outside the
+vocabulary (``18-25``, ``40s``, ``contempt``) is kept verbatim, lowercased, as the reference keeps it
+(:func:`verbatim_labels` says which, for the run's summary).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "normalize_gender",
     "normalize_label",
     "speaker_meta",
+    "verbatim_labels",
 ]
 
 AGE_GROUPS = ("teenager", "young adult", "middle-age adult", "senior")
@@ -87,6 +90,8 @@ _EMOTION_WORDS = {
 }
 
 _MAX_HUMAN_AGE = 130
+_VOCABULARY = {"age": set(AGE_GROUPS), "gender": set(_GENDER_WORDS.values()),
+               "emotion": {"neutral", *_EMOTION_WORDS.values()}}
 
 
 def normalize_label(value: object) -> str | None:
@@ -149,19 +154,48 @@ def normalize_emotion(value: object) -> str | None:
     return None if label is None else _EMOTION_WORDS.get(label, label)
 
 
+def _verbatim_age(value: object) -> str | None:
+    # A word outside the vocabulary ("18-25", "40s") is shown as written; a number that maps to no group
+    # (0, -3, 200) is not an age at all.
+    label = normalize_label(value)
+    if label is None:
+        return None
+    try:
+        float(label)
+    except ValueError:
+        return label
+    return None
+
+
 def speaker_meta(labels: Mapping[str, object]) -> dict[str, str]:
     """The known speaker labels of an utterance, normalized and in oracle order (age, gender, emotion).
 
     Args:
-        labels: raw labels; ``age_group`` wins over ``age`` when both are present and readable.
+        labels: raw labels; ``age_group`` wins over ``age`` when both are present and readable. An age word
+            that maps to no group is kept verbatim (``age_group`` first), as the reference does.
 
     Returns:
         An ordered dict with only the known keys, e.g. ``{"gender": "female", "emotion": "sad"}``.
     """
-    age = age_group(labels.get("age_group")) or age_group(labels.get("age"))
+    given = (labels.get("age_group"), labels.get("age"))
+    age = next((group for value in given if (group := age_group(value))), None)
+    age = age or next((label for value in given if (label := _verbatim_age(value))), None)
     values = {
         "age": age,
         "gender": normalize_gender(labels.get("gender")),
         "emotion": normalize_emotion(labels.get("emotion")),
     }
     return {key: values[key] for key in META_KEYS if values[key] is not None}
+
+
+def verbatim_labels(labels: Mapping[str, object]) -> list[str]:
+    """The keys of :func:`speaker_meta` whose value is kept verbatim, outside the vocabulary.
+
+    Args:
+        labels: raw labels.
+
+    Returns:
+        Keys in oracle order, e.g. ``["age"]`` for ``{"age_group": "18-25"}``.
+    """
+    meta = speaker_meta(labels)
+    return [key for key, value in meta.items() if value not in _VOCABULARY[key]]

@@ -45,6 +45,7 @@ __all__ = [
     "IGNORE_INDEX",
     "AudioSlot",
     "AudioSpan",
+    "CHAT_TEMPLATES",
     "Message",
     "PromptRenderer",
     "RenderedChat",
@@ -255,6 +256,13 @@ def target_messages(
     return messages
 
 
+# The reference's ChatML: a system turn only when one is given (no default), then the turns.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CHAT_TEMPLATES = {"chatml": CHATML_TEMPLATE}
+
 _SENTINEL = "\ue000{}\ue001"
 _SENTINEL_RE = re.compile("\ue000(\\d+)\ue001")
 _ANSWER_SENTINEL = "\ue002"
@@ -300,6 +308,15 @@ class PromptRenderer:
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer's chat template ends no turn and it has no eos token")
         return self.tokenizer.eos_token_id
+
+    @property
+    def adds_default_system(self) -> bool:
+        """Whether the chat template writes a system turn of its own into a conversation that has none."""
+        user = [{"role": "user", "content": _ANSWER_SENTINEL}]
+        given = self._template([{"role": "system", "content": "\ue003"}, *user], add_generation_prompt=False)
+        alone = self._template(user, add_generation_prompt=False)
+        between = given.split("\ue003", 1)[-1].split(_ANSWER_SENTINEL, 1)[0]  # end of system, start of user
+        return bool(between) and alone.split(_ANSWER_SENTINEL, 1)[0].endswith(between)
 
     def render_text(self, messages: Sequence[Message]) -> str:
         """The prompt as one string with oracle text in every slot (for text-only generation servers)."""

@@ -52,16 +52,22 @@ logger = logging.getLogger(__name__)
 class _Manifest:
     """A manifest as a re-iterable lazy source of cuts (each pass reads the file again)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, mode: str | None) -> None:
         self.path = path
+        self.mode = mode
 
     def __iter__(self) -> Iterator[Cut]:
-        return read_cuts(self.path)
+        return read_cuts(self.path, mode=self.mode)
 
 
-def manifest_cuts(path: str | Path) -> CutSet:
-    """A lazy CutSet over a generated manifest, read through the data layer (reference files load too)."""
-    return CutSet(_Manifest(path))
+def manifest_cuts(path: str | Path, mode: str | None = None) -> CutSet:
+    """A lazy CutSet over a generated manifest, read through the data layer (reference files load too).
+
+    Args:
+        path: the manifest.
+        mode: the mode of targets that do not store one (see :func:`azeros.data.read_cuts`).
+    """
+    return CutSet(_Manifest(path, mode))
 
 
 def manifest_hours(path: str | Path) -> float:
@@ -90,7 +96,7 @@ def training_cuts(data: DataSection, seed: int) -> tuple[CutSet, list[float]]:
         raise ValueError(f"data.train: every manifest has zero weight x hours ({hours} h)")
     # preserve_id: a cut keeps its id on every pass, so the encoder cache finds it again.
     keep = functools.partial(usable, data=data)
-    sources = [manifest_cuts(m.manifest).filter(keep).repeat(preserve_id=True) for m in data.train]
+    sources = [manifest_cuts(m.manifest, m.mode).filter(keep).repeat(preserve_id=True) for m in data.train]
     cuts = sources[0] if len(sources) == 1 else CutSet.mux(*sources, weights=weights, seed=seed)
     return cuts, [w / sum(weights) for w in weights]
 
@@ -135,6 +141,7 @@ class TrainItem:
         answer: the target response.
         finished: whether the target ended by itself (only then is the end-of-turn token supervised).
         cacheable: the audio is unaugmented, so its encoder output may come from the cache.
+        no_system_turn: the target was written with no system turn at all (see :class:`azeros.data.Target`).
     """
 
     cut: Cut
@@ -142,6 +149,7 @@ class TrainItem:
     answer: str
     finished: bool
     cacheable: bool
+    no_system_turn: bool = False
 
     @classmethod
     def from_cut(cls, cut: Cut, roles: Sequence[str], speed: float = 1.0) -> TrainItem:
@@ -150,7 +158,8 @@ class TrainItem:
             cut = cut.resample(SAMPLE_RATE)
         if speed != 1.0:
             cut = cut.perturb_speed(speed)
-        return cls(cut, messages, target.response, target.finish_reason == "stop", cacheable=speed == 1.0)
+        return cls(cut, messages, target.response, target.finish_reason == "stop", cacheable=speed == 1.0,
+                   no_system_turn=target.no_system_turn)
 
     @property
     def num_samples(self) -> int:
@@ -246,7 +255,18 @@ def make_batch(
 
 
 def render_item(model: SpeechLLM, item: TrainItem) -> RenderedChat:
-    """The item's conversation as tokens, with its audio positions and answer labels."""
+    """The item's conversation as tokens, with its audio positions and answer labels.
+
+    Raises:
+        ValueError: when the target had no system turn but the model's chat template adds one (training
+            would show a context the target never came from).
+    """
+    if item.no_system_turn and model.renderer.adds_default_system:
+        raise ValueError(
+            f"cut {item.cut.id}: its target was generated with no system turn (the reference's ChatML), but "
+            "this LLM's chat template adds a default system prompt; set the model's chat_template (e.g. "
+            "`chat_template: chatml`) so training shows the context the target came from"
+        )
     return model.render(item.messages, [item.num_samples], item.answer, item.finished)
 
 

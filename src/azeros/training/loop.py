@@ -55,7 +55,7 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     config = SpeechLLMConfig(
         llm=section.llm, encoders=[EncoderSpec(**spec) for spec in section.encoders],
         projector_stack=section.projector_stack, projector_hidden=section.projector_hidden, dtype=section.dtype,
-        chat_mode=section.chat_mode,
+        chat_mode=section.chat_mode, chat_template=section.chat_template,
     )
     model = SpeechLLM(config, verbose=verbose)
     torch.manual_seed(seed)

@@ -37,11 +37,14 @@ class TrainManifest:
         manifest: a generated Lhotse manifest (``.jsonl.gz``).
         weight: its sampling weight; the share of the mix is ``weight x hours`` (as in the paper).
         hours: the manifest's hours; ``None``: summed from the cuts once at start.
+        mode: the mode of its targets that do not store one (a reference manifest's; never read from the
+            file's name).
     """
 
     manifest: str
     weight: float = 1.0
     hours: float | None = None
+    mode: str | None = None
 
 
 @dataclass
@@ -58,6 +61,8 @@ class ModelSection:
         init_roles: which projectors must load from ``init_from``, completely, or the run does not start.
         train_roles: which projectors train; every other projector is frozen and must be in ``init_roles``.
         chat_mode: the exported model's inference context (see :class:`azeros.models.SpeechLLMConfig`).
+        chat_template: overrides the LLM's chat template (``chatml``: the reference's, for its targets
+            written with no system turn; see :class:`azeros.models.SpeechLLMConfig`).
     """
 
     llm: str = "smollm2-135m-instruct"
@@ -71,6 +76,7 @@ class ModelSection:
     init_roles: list[str] = field(default_factory=list)
     train_roles: list[str] = field(default_factory=lambda: ["semantic"])
     chat_mode: str | None = None
+    chat_template: str | None = None
 
 
 @dataclass

@@ -300,3 +300,13 @@ def test_learning_curve_points_are_a_runs_exports_and_final_in_step_order(tmp_pa
                 "real_repeat_recall": 0.0} for i, s in enumerate((8, 20))]
     _plot(records, tmp_path / "curve.png", "run")
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pooled_scores_weigh_each_subtask_by_its_items():
+    from azeros.eval.curve import _pooled
+
+    entries = {"facts": {"n": 8, "value": 0.5, "n_relative": 6, "relative": 0.5},
+               "yes_no": {"n": 2, "value": 1.0, "n_relative": 2, "relative": 1.0},
+               "repeat": {"n": 4, "value": 0.0, "n_relative": 1, "relative": 0.0}}
+    assert _pooled(entries, "value", exclude=["repeat"]) == 0.6  # 5 of 10 items, not the mean of 0.5 and 1.0
+    assert _pooled(entries, "relative", exclude=["repeat"]) == 0.625  # 5 of the 8 items text got right

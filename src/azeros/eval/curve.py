@@ -66,11 +66,12 @@ def _utterances_seen(run_dir: Path) -> dict[int, int]:
     return seen
 
 
-def _mean(summary: dict[str, Any], key: str, subtasks: Sequence[str] | None = None,
-          exclude: Sequence[str] = ()) -> float | None:
-    values = [entry[key] for task in summary.values() for name, entry in task.items()
-              if key in entry and (subtasks is None or name in subtasks) and name not in exclude]
-    return round(sum(values) / len(values), 4) if values else None
+def _pooled(entries: dict[str, dict[str, Any]], key: str, exclude: Sequence[str] = ()) -> float | None:
+    """The mean of ``key`` over all items of the subtasks (``relative``: over the items text gets right)."""
+    count = "n_relative" if key == "relative" else "n"
+    picked = [entry for name, entry in entries.items() if key in entry and name not in exclude]
+    total = sum(entry[count] for entry in picked)
+    return round(sum(entry[key] * entry[count] for entry in picked) / total, 4) if total else None
 
 
 def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | Path = "data/eval",
@@ -86,8 +87,8 @@ def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | 
         device: where the model goes.
 
     Returns:
-        One record per export: step, utterances seen, and mean raw / relative accuracy of the spoken
-        questions (repeats apart), repeat recall (synthetic and real).
+        One record per export: step, utterances seen, raw and relative accuracy over all spoken questions
+        (repeats apart; relative: over the questions text gets right), repeat recall (synthetic and real).
     """
     run, out = Path(run_dir), Path(out_dir)
     points = run_exports(run)
@@ -102,9 +103,9 @@ def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | 
         own = result.summary["systems"][system.name]
         record = {
             "step": step, "utterances": seen.get(step), "model": str(folder),
-            "qa_accuracy": _mean({"q": own["spoken_qa"]}, "value", exclude=["repeat"]),
-            "qa_relative": _mean({"q": own["spoken_qa"]}, "relative", exclude=["repeat"]),
-            "text_qa_accuracy": _mean({"q": result.summary["systems"]["text"]["spoken_qa"]}, "value", exclude=["repeat"]),
+            "qa_accuracy": _pooled(own["spoken_qa"], "value", exclude=["repeat"]),
+            "qa_relative": _pooled(own["spoken_qa"], "relative", exclude=["repeat"]),
+            "text_qa_accuracy": _pooled(result.summary["systems"]["text"]["spoken_qa"], "value", exclude=["repeat"]),
             "repeat_recall": own["spoken_qa"]["repeat"]["value"],
             "real_repeat_recall": own["real_checks"]["repeat"]["value"],
         }

@@ -45,12 +45,14 @@ def _relative_lines(summary: Mapping[str, Any], columns: list[tuple[str, str, st
     if baseline is None or not picked:
         return []
     counts = [systems[baseline][t][s]["n_relative"] for t, s in picked]
-    lines = ["", f"relative to `{baseline}`: % of the items `{baseline}` gets right (n = {', '.join(map(str, counts))})",
-             "", "| system | " + " | ".join(f"{s} (rel. %)" for _, s in picked) + " | avg (rel. %) |",
+    lines = ["", f"relative to `{baseline}`: % of the items `{baseline}` gets right (n = {', '.join(map(str, counts))}); "
+             "all: over those items pooled", "",
+             "| system | " + " | ".join(f"{s} (rel. %)" for _, s in picked) + " | all (rel. %) |",
              "|---" * (len(picked) + 2) + "|"]
     for name, tasks in systems.items():
         values = [tasks[t][s]["relative"] for t, s in picked]
-        cells = [f"{100 * v:.1f}" for v in values] + [f"{100 * sum(values) / len(values):.1f}"]
+        pooled = sum(v * n for v, n in zip(values, counts, strict=True)) / sum(counts)
+        cells = [f"{100 * v:.1f}" for v in values] + [f"{100 * pooled:.1f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 

@@ -227,6 +227,7 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
 
     _say("ablations: TSIT_s and SIT_s targets for the SIFT_s cuts, then stage 1 on each (and on SIFT_s alone)")
     ablation = out / "ablation_targets"
+    ablation.mkdir(parents=True, exist_ok=True)
     sift_cuts = {}
     for split, spec in built.datasets.items():  # exactly the cuts of the pipeline's SIFT_s targets
         ids = {cut.id for cut in read_cuts(_manifest(out, split, "sift_s"))}

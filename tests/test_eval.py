@@ -233,7 +233,7 @@ def test_compare_names_missing_training_data_instead_of_training_on_nothing(tmp_
     recipe.write_text(source.read_text().replace(
         "data/targets/cuts_train/sift_s_0.jsonl.gz", str(tmp_path / "absent.jsonl.gz")).replace(
         "exp/ablation_sift_s", str(tmp_path / "run")))
-    with pytest.raises(SystemExit, match="absent.jsonl.gz"):
+    with pytest.raises(FileNotFoundError, match="absent.jsonl.gz"):
         _trained_model(str(recipe))
     assert _trained_model(str(tmp_path / "model")) == str(tmp_path / "model")  # a folder is taken as it is
 

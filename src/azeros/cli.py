@@ -14,11 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from azeros.errors import AzerosError
+
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 
 def _generate(args: argparse.Namespace) -> int:
     from azeros.data import load_datasets, read_cuts
+    from azeros.hub import resolve_device
     from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -32,7 +35,8 @@ def _generate(args: argparse.Namespace) -> int:
         common = {"max_new_tokens": args.max_new_tokens, "repeat_limit": args.repeat_limit,
                   "repetition_penalty": args.repetition_penalty}
         if args.backend == "transformers":
-            options = {"dtype": args.dtype, "device": args.device, "max_batch": args.batch_size, **common}
+            options = {"dtype": args.dtype, "device": resolve_device(args.device), "max_batch": args.batch_size,
+                       **common}
         elif args.backend == "openai":
             options = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
                        "timeout": args.timeout, "retries": args.retries, **common}
@@ -71,13 +75,14 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("data", help="a YAML list of datasets (name, manifest, language, weight) or one manifest")
     parser.add_argument("--out", required=True, help="output folder: {out}/{dataset}/{mode}_{shard}.jsonl.gz")
     parser.add_argument("--modes", default="sift_s", help="comma-separated: tsit_s,sit_s,sift_s,sit_sp,sift_sp,sit_ssp,sift_ssp")
-    parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default="transformers")
+    parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default="transformers",
+                        help="what runs the LLM")
     parser.add_argument("--model", default="smollm2-135m-instruct",
                         help="hub id, folder, GGUF file or embedded alias; for openai, the served model name")
     parser.add_argument("--dtype", default="auto", help="transformers: auto (bf16 on a GPU that has it), bf16, fp32")
-    parser.add_argument("--device", default=None, help="transformers: cuda, cpu (default: a GPU if there is one)")
+    _device_flag(parser, "transformers: ")
     parser.add_argument("--batch-size", type=int, default=64, help="transformers: rows decoded together")
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--max-new-tokens", type=int, default=1024, help="answer length limit")
     parser.add_argument("--repeat-limit", type=int, default=64, help="a run of this many identical tokens is degenerate")
     parser.add_argument("--repetition-penalty", type=float, default=None,
                         help="divide positive / multiply negative logits of tokens already seen (transformers' and "
@@ -91,24 +96,26 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight")
     parser.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per attempt")
     parser.add_argument("--retries", type=int, default=5, help="openai: retries of transient failures")
-    parser.add_argument("--num-shards", type=int, default=1)
-    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--num-shards", type=int, default=1, help="split the cuts into this many shards")
+    parser.add_argument("--shard", type=int, default=0, help="the shard this process generates")
     parser.add_argument("--seed", type=int, default=0, help="seeds TSIT_s's ASR-prompt draw")
-    parser.add_argument("--min-duration", type=float, default=1.0)
-    parser.add_argument("--max-duration", type=float, default=30.0)
-    parser.add_argument("--max-chars-per-second", type=float, default=30.0)
+    parser.add_argument("--min-duration", type=float, default=1.0, help="shorter cuts (seconds) are rejected")
+    parser.add_argument("--max-duration", type=float, default=30.0, help="longer cuts (seconds) are rejected")
+    parser.add_argument("--max-chars-per-second", type=float, default=30.0,
+                        help="cuts whose transcript is denser are rejected")
     parser.add_argument("--limit", type=int, default=None, help="at most this many cuts per dataset")
     parser.add_argument("--check", action="store_true",
                         help="self-elicit check: generate a sample and report how much oracle information the targets carry")
     parser.add_argument("--sample", type=int, default=50, help="--check: cuts per dataset")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=_generate)
 
 
 def _chat(args: argparse.Namespace) -> int:
+    from azeros.hub import resolve_device
     from azeros.inference import ChatSession, SpeechLLM
 
-    model = SpeechLLM.from_pretrained(args.model, device=args.device)
+    model = SpeechLLM.from_pretrained(args.model, device=resolve_device(args.device))
     speaker = _speaker(args)
     session = ChatSession(model)
     audio, text = list(args.audio or []), args.text
@@ -164,10 +171,14 @@ def _model_parser(subparsers: argparse._SubParsersAction, name: str, run: Callab
     """A subcommand that loads a model folder: its positional MODEL, --device and --max-new-tokens."""
     parser = subparsers.add_parser(name, help=help, description=description)
     parser.add_argument("model", help="a model folder (written by save_pretrained)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    _device_flag(parser)
     parser.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit")
     parser.set_defaults(run=run)
     return parser
+
+
+def _device_flag(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument("--device", default="auto", help=f"{prefix}auto (cuda if present, else cpu), cpu, cuda, cuda:1, ...")
 
 
 def _speech_flags(parser: argparse.ArgumentParser) -> None:
@@ -187,9 +198,10 @@ def _add_chat(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _infer(args: argparse.Namespace) -> int:
+    from azeros.hub import resolve_device
     from azeros.inference import GenerationParams, SpeechLLM, infer
 
-    model = SpeechLLM.from_pretrained(args.model, device=args.device)
+    model = SpeechLLM.from_pretrained(args.model, device=resolve_device(args.device))
     summary = infer(
         model, args.inputs, args.output, instruction=args.instruction, batch_size=args.batch_size,
         params=GenerationParams(max_new_tokens=args.max_new_tokens), progress=not args.no_progress,
@@ -207,11 +219,12 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", metavar="MANIFEST_OR_WAVS", help="manifests, audio files or folders")
     parser.add_argument("-o", "--output", required=True, help="output .jsonl (ids already in it are skipped)")
     parser.add_argument("--instruction", help="text after every audio (default: a manifest's stored instruction)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=8, help="recordings answered together")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from azeros.hub import resolve_device
     from azeros.serve import ServerConfig, ServingLimits, run_server
 
     config = ServerConfig(
@@ -221,7 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
         limits=ServingLimits(max_audio_seconds=args.max_audio_seconds, default_max_tokens=args.max_new_tokens,
                              max_prompt_tokens=args.max_prompt_tokens),
     )
-    run_server(args.model, config, device=args.device)
+    run_server(args.model, config, device=resolve_device(args.device))
     return 0
 
 
@@ -231,7 +244,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         "POST /v1/chat/completions (input_audio parts, stream), GET /v1/models, GET /health, web page at /.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $AZEROS_API_KEY)")
     parser.add_argument("--name", help="model name clients use (default: the folder's name)")
     parser.add_argument("--max-request-mb", type=float, default=20.0, help="largest request body")
@@ -239,7 +252,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-prompt-tokens", type=int, help="longest prompt, audio frames included "
                         "(default: the LLM's context); longer ones get 400")
     parser.add_argument("--max-pending", type=int, default=64, help="queued requests before answering 429")
-    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--max-batch-size", type=int, default=8, help="requests decoded together")
     parser.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a batch collects requests")
     _speech_flags(parser)
 
@@ -275,18 +288,27 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from azeros.training import load_recipe, train
 
-        print(f"exported {train(load_recipe(args.recipe, args.overrides), resume=args.resume or False)}")
+        recipe = load_recipe(args.recipe, args.overrides)
+        final = train(recipe, resume=args.resume or False, overwrite=args.overwrite, force_resume=args.force_resume)
+        print(f"exported {final}")
         return 0
 
     parser = subparsers.add_parser(
         "train", help="train the projectors from a recipe (recipes/*.yaml); torchrun for many GPUs",
         description="Train the projectors of a frozen LLM + frozen encoders (paper §4.2, §5.3-5.6). "
-        "Override any recipe key with key=value (dotted: optim.lr=3e-4).",
+        "Override any recipe key with key=value (dotted: optim.lr=3e-4, data.valid=[a.jsonl.gz,b.jsonl.gz]); "
+        "values are checked against the recipe's types. The resolved recipe is saved as {output_dir}/recipe.yaml; "
+        "a folder that holds another run is refused (--resume or --overwrite), and --resume refuses a changed "
+        "recipe unless only run.max_steps or what only watches the run changed (logging, validation, checkpoint "
+        "and export cadence, device, validation data).",
     )
     parser.add_argument("recipe", help="a YAML recipe")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. run.max_steps=100")
     parser.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
                         help="continue from the newest checkpoint of the run (or the one given)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output_dir that holds a run, deleting its checkpoints, exports and logs")
+    parser.add_argument("--force-resume", action="store_true", help="--resume even though the recipe changed")
     parser.set_defaults(run=run)
 
 
@@ -310,15 +332,17 @@ def _eval(args: argparse.Namespace) -> int:
     import time
 
     from azeros.eval import JudgeClient, JudgeConfig, MiniSizes, build_systems, mini_tasks, run_benchmark
+    from azeros.hub import resolve_device
 
+    device = resolve_device(args.device)
     start = time.perf_counter()
     if args.what == "curve":
         from azeros.eval.curve import learning_curve
 
-        if not args.run:
+        if not args.run_dir:
             raise SystemExit("eval curve: --run RUN_DIR is required (a training run with exports/step-N)")
-        for record in learning_curve(args.run, args.out, data_dir=args.data, batch_size=args.batch_size,
-                                     voices_per_question=args.voices_per_question, device=args.device):
+        for record in learning_curve(args.run_dir, args.out, data_dir=args.data, batch_size=args.batch_size,
+                                     voices_per_question=args.voices_per_question, device=device):
             print(json.dumps(record))
         print(f"total {time.perf_counter() - start:.0f}s; curve in {Path(args.out) / 'curve.png'}")
         return 0
@@ -338,7 +362,7 @@ def _eval(args: argparse.Namespace) -> int:
     elif args.what == "compare":
         specs += [f"{name}={_trained_model(source)}" for name, _, source in
                   (model.partition("=") for model in args.models.split(","))]
-    systems, reference = build_systems(specs, reference=args.reference, llm=args.llm, device=args.device)
+    systems, reference = build_systems(specs, reference=args.reference, llm=args.llm, device=device)
     judge = None
     if args.judge_url:
         judge = JudgeClient(JudgeConfig(args.judge_url, args.judge_model, args.judge_api_key_env,
@@ -354,17 +378,9 @@ def _trained_model(source: str) -> str:
     """A model folder as given, or a recipe's exported ``final`` folder, trained first when it is missing."""
     if not source.endswith((".yaml", ".yml")):
         return source
-    from azeros.training import load_recipe, train
+    from azeros.training import load_recipe, trained_model
 
-    recipe = load_recipe(source)
-    final = Path(recipe.output_dir) / "final"
-    if (final / "config.json").is_file():
-        return str(final)
-    missing = [m.manifest for m in recipe.data.train if not Path(m.manifest).is_file()]
-    if missing:
-        raise SystemExit(f"{source}: training data missing ({', '.join(missing)}); "
-                         "make it with the `azeros generate` command in the recipe's header")
-    return str(train(recipe))
+    return str(trained_model(load_recipe(source)))
 
 
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
@@ -381,7 +397,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                         "steps and utterances seen")
     parser.add_argument("--voices-per-question", type=int, default=1,
                         help="held-out, curve: held-out voices speaking each question")
-    parser.add_argument("--run", help="curve: a training run folder whose exports/step-N are evaluated")
+    parser.add_argument("--run", dest="run_dir", help="curve: a training run folder whose exports/step-N are evaluated")
     parser.add_argument("--models", default="TSIT_s=recipes/ablation_tsit_s.yaml,SIT_s=recipes/ablation_sit_s.yaml,"
                         "SIFT_s=recipes/ablation_sift_s.yaml,SIFT_s+SIFT_sp=recipes/stage2_final.yaml",
                         help="compare: NAME=RECIPE.yaml (its final model, trained when missing) or NAME=MODEL_DIR")
@@ -407,11 +423,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--judge-url", help="OpenAI-compatible API root of a judge, e.g. http://127.0.0.1:8000/v1")
     parser.add_argument("--judge-model", default="gpt-4o-mini", help="the judge's model name")
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="variable holding the judge's key")
-    parser.add_argument("--judge-seed", type=int, default=0)
-    parser.add_argument("--judge-temperature", type=float, default=0.0)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--judge-seed", type=int, default=0, help="the judge's sampling seed")
+    parser.add_argument("--judge-temperature", type=float, default=0.0, help="the judge's sampling temperature")
+    parser.add_argument("--batch-size", type=int, default=8, help="recordings answered together")
+    _device_flag(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=_eval)
 
 
@@ -429,7 +445,7 @@ def _add_pipeline(subparsers: argparse._SubParsersAction) -> None:
         "where it stopped. key=value overrides use dotted paths: stage1.run.max_steps=20.",
     )
     parser.add_argument("recipe", help="the pipeline YAML")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="pipeline recipe overrides")
     parser.set_defaults(run=_pipeline)
 
 
@@ -439,13 +455,46 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless there is none to show (None, an off flag, an empty list) or the
+    help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == [] or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of ``azeros`` and of each subcommand (``add_parser`` makes one of the same class)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+_DEBUG_HELP = "show the traceback of an error instead of one line"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``azeros`` argument parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(prog="azeros", description="Extend a frozen LLM to speech (AZEROS).")
+    from azeros import __version__
+
+    parser = _Parser(prog="azeros", description="Extend a frozen LLM to speech (AZEROS).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(subparsers)
+    for subparser in subparsers.choices.values():  # also after the command; unset there, it keeps the value above
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
+
+
+# What a user can fix: said in one line (exit status 2, as for a usage error); anything else is a bug and
+# keeps its traceback.
+_KNOWN_ERRORS = (AzerosError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                 PermissionError, ValueError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -455,10 +504,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status.
+        The exit status: 2 for an error the user can fix (one line on stderr; ``--debug`` raises it instead).
     """
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except _KNOWN_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"azeros {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ __all__ = [
     "embedded_path",
     "load_tokenizer",
     "local_folder",
+    "resolve_device",
     "resolve_dtype",
     "resolve_weights",
 ]
@@ -69,6 +70,33 @@ def embedded_path(alias: str) -> Path:
 def resolve_weights(name: str) -> str:
     """An embedded alias becomes its path; anything else (hub id, folder, file) is returned unchanged."""
     return str(embedded_path(name)) if name in EMBEDDED_WEIGHTS else name
+
+
+def resolve_device(device: str = "auto") -> str:
+    """The device to use: ``"auto"`` is ``cuda`` when a GPU is visible and ``cpu`` otherwise.
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        DeviceError: when a GPU is asked for and torch cannot use one, saying how to get a GPU build.
+    """
+    import torch
+
+    from azeros.errors import DeviceError
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            raise DeviceError(
+                f"device {device!r}: this torch ({torch.__version__}) is built for CPU only; install a CUDA build, "
+                "e.g. pip install torch --index-url https://download.pytorch.org/whl/cu124 (see pytorch.org), "
+                "or run on cpu"
+            )
+        raise DeviceError(f"device {device!r}: torch {torch.__version__} has CUDA but sees no GPU (check nvidia-smi "
+                          "and CUDA_VISIBLE_DEVICES), or run on cpu")
+    return device
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:

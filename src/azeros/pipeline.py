@@ -34,8 +34,9 @@ from azeros.data import DatasetSpec, read_cuts
 from azeros.data.corpus import build_synthetic_corpus
 from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
 from azeros.text import get_mode
-from azeros.training import load_recipe, train
-from azeros.training.recipe import apply_override
+from azeros.errors import ConfigError
+from azeros.training import load_recipe, trained_model
+from azeros.training.recipe import apply_override, parse_recipe
 
 __all__ = ["ablation_models", "answer_modes", "run_pipeline"]
 
@@ -72,10 +73,26 @@ def _stage_recipe(out: Path, name: str, tree: dict[str, Any], train: list[dict[s
     return path
 
 
+_STAGES = ("stage1", "stage2")
+
+
 def _load_tree(recipe: str | Path, overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    tree = yaml.safe_load(Path(recipe).read_text()) or {}
+    """The pipeline tree with overrides applied; its stage sections typed now, not after hours of generation."""
+    path = Path(recipe)
+    if not path.is_file():
+        raise FileNotFoundError(f"pipeline recipe {path} not found")
+    tree = yaml.safe_load(path.read_text()) or {}
     for assignment in overrides:
         apply_override(tree, assignment)
+    for stage in _STAGES:
+        section = tree.get(stage) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path.name}: {stage}={section!r}: expected a mapping (a training recipe)")
+        try:  # a stage section is a training recipe but for what the pipeline fills in
+            typed = parse_recipe({**section, "output_dir": stage}).to_dict()
+        except ConfigError as error:
+            raise ConfigError(f"{path.name}: {stage}: {error}") from None
+        tree[stage] = {key: typed[key] for key in section}
     return tree
 
 
@@ -210,6 +227,7 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
 
     _say("ablations: TSIT_s and SIT_s targets for the SIFT_s cuts, then stage 1 on each (and on SIFT_s alone)")
     ablation = out / "ablation_targets"
+    ablation.mkdir(parents=True, exist_ok=True)
     sift_cuts = {}
     for split, spec in built.datasets.items():  # exactly the cuts of the pipeline's SIFT_s targets
         ids = {cut.id for cut in read_cuts(_manifest(out, split, "sift_s"))}
@@ -233,13 +251,7 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
 
 
 def _train_once(recipe_path: Path) -> Path:
-    recipe = load_recipe(recipe_path)
-    final = Path(recipe.output_dir) / "final"
-    if (final / "model.safetensors").is_file():
-        print(f"{final} exists: stage already trained", file=sys.stderr)
-        return final
-    resume = (Path(recipe.output_dir) / "checkpoints").is_dir()
-    return train(recipe, resume=resume)
+    return trained_model(load_recipe(recipe_path))
 
 
 def _export(out: Path, final: Path, export_to: Path | None, sp_modes: list[str], force: bool = False) -> Path:
@@ -251,7 +263,7 @@ def _export(out: Path, final: Path, export_to: Path | None, sp_modes: list[str],
     export_to.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
         shutil.copy2(final / name, export_to / name)
-    for stage in ("stage1", "stage2"):
+    for stage in _STAGES:
         for source, target in (("log.jsonl", f"{stage}_log.jsonl"), ("curves.png", f"{stage}_curves.png")):
             if (out / stage / source).is_file():
                 shutil.copy2(out / stage / source, export_to / target)

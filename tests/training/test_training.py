@@ -3,7 +3,9 @@ encoder cache, every recipe loads."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,10 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from tests.training.conftest import tiny_recipe, write_recipe
 from tests.training.speech import write_manifest
 from safetensors.torch import load_file, save_file
 
+from azeros.errors import ConfigError, RunFolderError
 from azeros.models import GE2EEncoder, SpeechLLM, WhisperEncoder
 from azeros.training import EncoderCache, build_model, load_recipe, train
 from azeros.training.recipe import ModelSection
@@ -26,8 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
-def _run(recipe: dict, path: Path, *overrides: str, resume: bool = False) -> Path:
-    return train(load_recipe(write_recipe(path, recipe), list(overrides)), resume=resume)
+def _run(recipe: dict, path: Path, *overrides: str, **options) -> Path:
+    return train(load_recipe(write_recipe(path, recipe), list(overrides)), **options)
 
 
 def _cli(*args: str) -> list[str]:
@@ -41,6 +45,58 @@ def test_every_recipe_loads_and_names_its_command():
         assert path.read_text().splitlines()[0] == f"# azeros train recipes/{path.name}"
         recipe = load_recipe(path)
         assert recipe.data.train and recipe.model.train_roles
+
+
+def test_overrides_take_the_recipe_field_types_or_fail_naming_key_value_and_type(tmp_path, tiny_model_section, manifests):
+    path = write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "out", tiny_model_section, manifests))
+    valid = str(manifests["valid"])
+    recipe = load_recipe(path, ["optim.lr=3e-4", "run.max_steps=1e3", f"data.valid=[{valid},{valid}]",
+                                "model.projector_hidden=null", "optim.betas=[0.8, 0.9]"])
+    assert recipe.optim.lr == 3e-4 and type(recipe.optim.lr) is float  # YAML reads 3e-4 as a string
+    assert recipe.run.max_steps == 1000 and type(recipe.run.max_steps) is int
+    assert recipe.data.valid == [valid, valid] and recipe.model.projector_hidden is None
+    assert recipe.optim.betas == (0.8, 0.9)
+    for override, message in [
+        ("run.max_steps=ten", "r.yaml: run.max_steps='ten': expected int"),
+        ("run.max_steps=2.5", "run.max_steps=2.5: expected int"),
+        ("optim.schedule=linear", "optim.schedule='linear': expected one of cosine, eden, constant"),
+        ("optim.betas=[0.9]", "optim.betas=[0.9]: expected a list of float (2 items)"),
+        ("run.progress=maybe", "run.progress='maybe': expected bool"),
+        ("model.projector_hidden=wide", "model.projector_hidden='wide': expected int or null"),
+        ("optim.lr.peak=1", "optim.lr is 0.003, not a section"),
+        ("optim.learning_rate=1", "unknown keys ['learning_rate']"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_recipe(path, [override])
+
+
+def test_a_run_folder_holds_one_run(tmp_path, tiny_model_section, manifests):
+    out = tmp_path / "out"
+    recipe = tiny_recipe(out, tiny_model_section, manifests, run={"max_steps": 4, "save_every": 2})
+    path = tmp_path / "r.yaml"
+    _run(recipe, path, "optim.lr=3e-3")
+    saved = yaml.safe_load((out / "recipe.yaml").read_text())
+    assert saved == load_recipe(path).to_dict() and saved["optim"]["lr"] == 3e-3 and saved["run"]["max_steps"] == 4
+
+    # a new run in the folder is refused, whether of the same recipe or of another (issue 18.6)
+    with pytest.raises(RunFolderError, match="a run of this recipe .*step 4.*--resume continues it"):
+        _run(recipe, path)
+    with pytest.raises(RunFolderError, match=re.escape("another run (checkpoint at step 4), whose recipe differs in "
+                                                       "optim.lr (0.003 -> 0.0001)")):
+        _run(recipe, path, "optim.lr=1e-4")
+    # --resume refuses a changed recipe unless forced; a longer run, or other logging, is no change
+    with pytest.raises(RunFolderError, match=r"recipe changed since .*: optim\.lr \(0\.003 -> 0\.0001\)"):
+        _run(recipe, path, "optim.lr=1e-4", resume=True)
+    _run(recipe, path, "run.max_steps=6", "run.log_every=3", resume=True)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-4", "step-6"]
+    _run(recipe, path, "run.max_steps=6", "optim.lr=1e-4", resume=True, force_resume=True)  # nothing left to train
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["optim"]["lr"] == 1e-4
+
+    # --overwrite starts afresh: no checkpoint of the old run survives to be resumed later
+    _run(recipe, path, "run.max_steps=2", overwrite=True)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2"]
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["run"]["max_steps"] == 2
+    assert [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r["kind"] == "train"] == [1, 2]
 
 
 def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path, tiny_model_section, manifests):

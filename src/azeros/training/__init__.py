@@ -5,7 +5,7 @@ from azeros.training.cache import EncoderCache
 from azeros.training.checkpoint import Checkpoint, latest_checkpoint
 from azeros.training.data import conversation_for, make_batch, training_cuts, training_sampler
 from azeros.training.logs import TrainLog, plot_curves
-from azeros.training.loop import build_model, evaluate, fill_cache, train
+from azeros.training.loop import build_model, evaluate, fill_cache, train, trained_model
 from azeros.training.recipe import TrainRecipe, load_recipe
 from azeros.training.schedule import lr_at
 
@@ -26,5 +26,6 @@ __all__ = [
     "plot_curves",
     "train",
     "training_cuts",
+    "trained_model",
     "training_sampler",
 ]

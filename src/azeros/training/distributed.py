@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from azeros.hub import resolve_device
+
 __all__ = ["Distributed"]
 
 
@@ -43,11 +45,14 @@ class Distributed:
 
         Args:
             device: ``auto`` (a GPU if there is one), ``cpu`` or ``cuda``.
+
+        Raises:
+            DeviceError: when ``cuda`` is asked for and torch cannot use a GPU here.
         """
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        kind = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        kind = resolve_device(device).split(":")[0]
         target = torch.device(f"cuda:{local_rank}") if kind == "cuda" else torch.device("cpu")
         if kind == "cuda":
             torch.cuda.set_device(target)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from azeros.errors import ConfigError, RunFolderError
 from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig
 from azeros.training.averaging import ProjectorAverage
 from azeros.training.cache import EncoderCache
@@ -35,9 +36,10 @@ from azeros.training.data import (
 from azeros.training.distributed import Distributed
 from azeros.training.logs import TrainLog, plot_curves
 from azeros.training.recipe import ModelSection, TrainRecipe
+from azeros.training.run_folder import check_run_folder, start_run_folder
 from azeros.training.schedule import lr_at
 
-__all__ = ["build_model", "evaluate", "fill_cache", "open_caches", "train"]
+__all__ = ["build_model", "evaluate", "fill_cache", "open_caches", "train", "trained_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     projector.
 
     Raises:
-        ValueError: when ``init_from`` is missing or lacks a complete projector named in ``init_roles``.
+        ConfigError: when ``init_from`` is missing or lacks a complete projector named in ``init_roles``.
     """
     config = SpeechLLMConfig(
         llm=section.llm, encoders=[EncoderSpec(**spec) for spec in section.encoders],
@@ -66,7 +68,7 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
         try:
             loaded = model.load_projectors(section.init_from, roles=section.init_roles)
         except (FileNotFoundError, ValueError) as error:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot start: model.init_from must hold the complete {'/'.join(section.init_roles)} projector "
                 f"(e.g. the `final` folder of a finished stage-1 run), but {error}"
             ) from None
@@ -128,11 +130,12 @@ def fill_cache(recipe: TrainRecipe) -> dict[str, int]:
     Returns:
         Utterances newly encoded, by role.
     """
+    if not recipe.cache.enabled:
+        raise ConfigError("cache.enabled is false in this recipe: nothing to fill")
+    recipe.check_inputs()
     model = build_model(recipe.model, recipe.seed)
     model.eval()
     caches = open_caches(recipe, model)
-    if not caches:
-        raise ValueError("cache.enabled is false in this recipe: nothing to fill")
     before = {role: len(cache.location) for role, cache in caches.items()}
     paths = [m.manifest for m in recipe.data.train] + list(recipe.data.valid)
     for path in paths:
@@ -168,24 +171,35 @@ def _encode(model: SpeechLLM, cuts: list, caches: dict[str, EncoderCache]) -> No
         make_batch(model, items, caches)
 
 
-def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
+def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = False, force_resume: bool = False) -> Path:
     """Run a training recipe to ``run.max_steps`` and export the model.
+
+    The resolved recipe is saved as ``{output_dir}/recipe.yaml``; a folder holding another run is refused
+    (see :mod:`azeros.training.run_folder`).
 
     Args:
         recipe: the checked recipe.
         resume: ``True`` to continue from the newest checkpoint under ``{output_dir}/checkpoints``, or a
             checkpoint folder; the continued run computes the same weights as one that was never stopped.
+        overwrite: start afresh in a folder that holds a run, deleting its checkpoints, exports and logs.
+        force_resume: resume even though the recipe changed beyond what a resume may change.
 
     Returns:
         The exported model folder, ``{output_dir}/final`` (load it with ``SpeechLLM.from_pretrained``).
+
+    Raises:
+        FileNotFoundError: when a manifest is missing (before any model loads).
+        RunFolderError: when ``output_dir`` holds another run, or the run's recipe changed on resume.
     """
     out = Path(recipe.output_dir)
+    recipe.check_inputs()
+    check_run_folder(recipe, resume, overwrite, force_resume)
     dist = Distributed.setup(recipe.run.device)
     use_bf16 = recipe.run.precision == "bf16" or (
         recipe.run.precision == "auto" and dist.device.type == "cuda" and torch.cuda.is_bf16_supported()
     )
     if use_bf16 and dist.device.type != "cuda":
-        raise ValueError("run.precision=bf16 needs a GPU here; use auto or fp32 on CPU")
+        raise ConfigError("run.precision=bf16 needs a GPU here; use auto or fp32 on CPU")
 
     # ---- model: frozen LLM and encoders, projectors (stage 2: the stage-1 projector must load) ----
     model = build_model(recipe.model, recipe.seed, verbose=dist.main).to(dist.device)
@@ -216,7 +230,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
     step = 0
     checkpoint = latest_checkpoint(out / "checkpoints") if resume is True else Checkpoint(Path(resume)) if resume else None
     if resume and checkpoint is None:
-        raise ValueError(f"--resume: no checkpoint under {out / 'checkpoints'}")
+        raise RunFolderError(f"--resume: no checkpoint under {out / 'checkpoints'}")
     if checkpoint is not None:
         state = checkpoint.state()
         model.load_projectors(checkpoint.projectors())
@@ -228,6 +242,9 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
         if dist.main:
             print(f"resumed from {checkpoint.folder} at step {step}", file=sys.stderr)
     batches = iter(sampler)
+    if dist.main:  # the folder is claimed once the run can start: a run that failed to start leaves no trace
+        start_run_folder(recipe, overwrite)
+    dist.barrier()
 
     log = TrainLog(out, enabled=dist.main)
     progress = tqdm(total=recipe.run.max_steps, initial=step, disable=not (dist.main and recipe.run.progress), dynamic_ncols=True)
@@ -333,3 +350,17 @@ def train(recipe: TrainRecipe, resume: bool | str = False) -> Path:
     dist.barrier()
     dist.close()
     return final
+
+
+def trained_model(recipe: TrainRecipe) -> Path:
+    """A recipe's exported model: the one already in ``{output_dir}/final``, or trained now.
+
+    An unfinished run of the recipe is continued from its newest checkpoint (refused if the recipe changed);
+    a folder with no checkpoint starts over.
+    """
+    final = Path(recipe.output_dir) / "final"
+    if (final / "model.safetensors").is_file():
+        logger.info("%s exists: already trained", final)
+        return final
+    resume = latest_checkpoint(Path(recipe.output_dir) / "checkpoints") is not None
+    return train(recipe, resume=resume, overwrite=not resume)

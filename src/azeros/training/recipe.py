@@ -9,11 +9,15 @@ dotted paths: ``optim.lr=3e-4 data.max_cuts=8``.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from azeros.errors import ConfigError
 
 __all__ = [
     "AverageSection",
@@ -26,6 +30,7 @@ __all__ = [
     "TrainRecipe",
     "apply_override",
     "load_recipe",
+    "parse_recipe",
 ]
 
 
@@ -233,67 +238,195 @@ class TrainRecipe:
         for name, listed in (("model.train_roles", self.model.train_roles), ("model.init_roles", self.model.init_roles)):
             unknown = sorted(set(listed) - set(roles))
             if unknown:
-                raise ValueError(f"{name} names {unknown}, but the model's encoders are {roles}")
+                raise ConfigError(f"{name} names {unknown}, but the model's encoders are {roles}")
         if not self.model.train_roles:
-            raise ValueError("model.train_roles is empty: nothing would train")
+            raise ConfigError("model.train_roles is empty: nothing would train")
         untrained = sorted(set(roles) - set(self.model.train_roles) - set(self.model.init_roles))
         if untrained:
-            raise ValueError(
+            raise ConfigError(
                 f"the {untrained} projector would stay frozen at random weights: list it in model.init_roles "
                 "(loaded from model.init_from) or in model.train_roles"
             )
         if self.model.init_roles and not self.model.init_from:
-            raise ValueError(f"model.init_roles is {self.model.init_roles} but model.init_from is not set")
+            raise ConfigError(f"model.init_roles is {self.model.init_roles} but model.init_from is not set")
         if not self.data.train:
-            raise ValueError("data.train lists no manifests")
+            raise ConfigError("data.train lists no manifests")
         if self.data.num_buckets < 2:
-            raise ValueError("data.num_buckets must be >= 2 (lhotse's DynamicBucketingSampler)")
+            raise ConfigError("data.num_buckets must be >= 2 (lhotse's DynamicBucketingSampler)")
         if self.optim.grad_accum < 1 or self.run.max_steps < 1 or self.optim.max_nonfinite_steps < 1:
-            raise ValueError("optim.grad_accum, optim.max_nonfinite_steps and run.max_steps must be >= 1")
+            raise ConfigError("optim.grad_accum, optim.max_nonfinite_steps and run.max_steps must be >= 1")
         if self.average.kind != "none" and not 0.0 < self.average.decay < 1.0:
-            raise ValueError(f"average.decay must be in (0, 1), got {self.average.decay}")
+            raise ConfigError(f"average.decay must be in (0, 1), got {self.average.decay}")
+
+    def check_inputs(self) -> None:
+        """Fail before any model loads when a manifest the recipe reads is missing.
+
+        Raises:
+            FileNotFoundError: naming every missing manifest.
+        """
+        paths = [m.manifest for m in self.data.train] + list(self.data.valid)
+        missing = [path for path in paths if not Path(path).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"manifests not found: {', '.join(missing)} (make them with the `azeros generate` command in the "
+                "recipe's header; relative paths are relative to the working directory)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The recipe as a plain YAML tree (tuples as lists): what ``{output_dir}/recipe.yaml`` holds."""
+        return _plain(dataclasses.asdict(self))
+
+    def changes_from(self, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """The settings that differ from a saved recipe tree, ``{dotted key: (saved, now)}``.
+
+        A key missing from either side (a recipe saved by another azeros version) counts as changed.
+        """
+        before, now = _flatten(saved), _flatten(self.to_dict())
+        return {key: (before.get(key), now.get(key)) for key in sorted(before.keys() | now.keys())
+                if before.get(key, _ABSENT) != now.get(key, _ABSENT)}
+
+
+
+
+_ABSENT = object()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, all the way down: a tree that ``yaml.safe_dump`` writes and reads back equal."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 1e-3}}`` -> ``{"optim.lr": 1e-3}``; lists are values."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _type_name(annotation: Any) -> str:
+    """``int | None`` -> ``"int or null"``; ``Literal["a", "b"]`` -> ``"one of a, b"``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if arg is type(None) else _type_name(arg) for arg in args)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin in (list, tuple):
+        return f"a list of {_type_name(args[0])}" + (f" ({len(args)} items)" if origin is tuple else "")
+    if origin is dict:
+        return "a mapping"
+    return "a mapping" if dataclasses.is_dataclass(annotation) else getattr(annotation, "__name__", str(annotation))
+
+
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    """``value`` as the type ``annotation`` names, or one :class:`ConfigError` naming key, value and type.
+
+    Numbers written as text (``"3e-4"``, which YAML reads as a string) become numbers; a whole float becomes
+    an int; a number becomes a string where one is expected; nothing else is guessed.
+    """
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, key)
+            except ConfigError:
+                continue
+    elif annotation is Any:
+        return value
+    elif origin is Literal:
+        if value in args:
+            return value
+    elif dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, key)
+    elif origin in (list, tuple) and isinstance(value, (list, tuple)):
+        if origin is tuple and len(value) != len(args):
+            raise ConfigError(f"{key}={value!r}: expected {_type_name(annotation)}")
+        items = args if origin is tuple else [args[0]] * len(value)
+        return origin(_convert(item, kind, f"{key}[{i}]") for i, (item, kind) in enumerate(zip(value, items)))
+    elif origin is dict and isinstance(value, dict):
+        return {name: _convert(item, args[1], f"{key}.{name}") for name, item in value.items()}
+    elif annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation in (int, float) and not isinstance(value, bool):
+        try:
+            number = float(value) if isinstance(value, str) else value
+        except ValueError:
+            number = None
+        if annotation is float and isinstance(number, (int, float)):
+            return float(number)
+        if annotation is int and isinstance(number, (int, float)) and float(number).is_integer():
+            return int(number)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{key}={value!r}: expected {_type_name(annotation)}")
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
-    """A dataclass from a mapping, refusing unknown keys (a typo must not be silently ignored)."""
+    """A dataclass from a mapping: unknown keys refused (a typo must not be silently ignored), values typed."""
+    if cls is TrainManifest and isinstance(data, str):
+        data = {"manifest": data}  # a bare path is a manifest of weight 1
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where}={data!r}: expected a mapping")
+    hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(fields)}")
-    sections = {"model": ModelSection, "data": DataSection, "cache": CacheSection, "optim": OptimSection,
-                "average": AverageSection, "run": RunSection}
-    values = {}
-    for name, value in data.items():
-        if cls is TrainRecipe and name in sections:
-            value = _build(sections[name], value or {}, f"{where}.{name}")
-        elif cls is DataSection and name == "train":
-            value = [_build(TrainManifest, item if isinstance(item, dict) else {"manifest": item}, f"{where}.train")
-                     for item in value or []]
-        elif name == "betas":
-            value = tuple(value)
-        values[name] = value
-    return cls(**values)
+        raise ConfigError(f"{where or 'recipe'}: unknown keys {unknown}; known: {sorted(fields)}")
+    missing = [name for name, f in fields.items() if name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where or 'recipe'}: {', '.join(missing)} must be set")
+    prefix = f"{where}." if where else ""
+    return cls(**{name: _convert(value, hints[name], prefix + name) for name, value in data.items()})
+
+
+def parse_recipe(tree: dict[str, Any]) -> TrainRecipe:
+    """A typed :class:`TrainRecipe` from a YAML tree (values converted, unknown keys refused), unchecked.
+
+    Raises:
+        ConfigError: naming the key, the value and the type expected.
+    """
+    return _build(TrainRecipe, tree, "")
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:
-    """Set a dotted ``key=value`` in a YAML tree (the value parsed as YAML: ``3e-4``, ``[a, b]``, ``null``)."""
+    """Set a dotted ``key=value`` in a YAML tree (the value parsed as YAML: ``3e-4``, ``[a, b]``, ``null``).
+
+    The value's type is settled when the tree is read into a recipe (:func:`parse_recipe`).
+
+    Raises:
+        ConfigError: when the assignment is not ``key=value`` or a key on the path holds a value, not a section.
+    """
     key, sep, raw = assignment.partition("=")
-    if not sep:
-        raise ValueError(f"override {assignment!r} is not key=value")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {assignment!r} is not key=value")
     *parents, leaf = key.strip().split(".")
     node = tree
-    for part in parents:
+    for depth, part in enumerate(parents):
         node = node.setdefault(part, {})
-    node[leaf] = yaml.safe_load(raw)  # "3e-4" -> float, "[a, b]" -> list, "null" -> None
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {assignment!r}: {'.'.join(parents[:depth + 1])} is {node!r}, not a section")
+    try:
+        node[leaf] = yaml.safe_load(raw)  # "[a, b]" -> list, "null" -> None, "3e-4" -> str (typed later)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {assignment!r}: the value is not YAML ({error.problem})") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainRecipe:
-    """Read a recipe, apply ``key=value`` overrides and check it.
+    """Read a recipe, apply ``key=value`` overrides, convert every value to its field's type and check it.
 
     Relative manifest paths, ``model.init_from`` and ``output_dir`` stay relative to the working
     directory (recipes are run from the repository root, as their first line says).
@@ -306,11 +439,23 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         The checked recipe.
 
     Raises:
-        ValueError: on unknown keys or settings that cannot work together.
+        FileNotFoundError: when the recipe file does not exist.
+        ConfigError: on unknown keys, values of the wrong type or settings that cannot work together.
     """
-    tree = yaml.safe_load(Path(path).read_text()) or {}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {path} not found")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(tree).__name__}")
     for assignment in overrides:
         apply_override(tree, assignment)
-    recipe = _build(TrainRecipe, tree, Path(path).name)
-    recipe.check()
+    try:
+        recipe = parse_recipe(tree)
+        recipe.check()
+    except ConfigError as error:
+        raise ConfigError(f"{path.name}: {error}") from None
     return recipe

@@ -21,7 +21,7 @@ DIRECT = {
     "serve": {"inference"},
     "eval": {"inference", "data"},
 }
-BASE = {"__init__", "hub", "kv_cache", "repetition"}  # importable from every layer: no azeros imports of their own below
+BASE = {"__init__", "errors", "hub", "kv_cache", "repetition"}  # importable from every layer: no azeros imports of their own below
 TOP = {"cli", "demo", "pipeline"}  # entry points: may import anything
 PURE_PYTHON = {"text"}  # no torch, numpy or transformers at all
 

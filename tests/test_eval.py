@@ -310,3 +310,21 @@ def test_pooled_scores_weigh_each_subtask_by_its_items():
                "repeat": {"n": 4, "value": 0.0, "n_relative": 1, "relative": 0.0}}
     assert _pooled(entries, "value", exclude=["repeat"]) == 0.6  # 5 of 10 items, not the mean of 0.5 and 1.0
     assert _pooled(entries, "relative", exclude=["repeat"]) == 0.625  # 5 of the 8 items text got right
+
+
+def test_remembered_answers_are_asked_once_and_read_back_from_the_file(tmp_path):
+    from azeros.eval.curve import _RememberedAnswers
+
+    calls = []
+
+    class Counting(_Scripted):
+        def answer(self, items, max_new_tokens):
+            calls.append([item.id for item in items])
+            return super().answer(items, max_new_tokens)
+
+    items = _Facts().items()
+    text = Counting("text", {item.id: f"answer {item.id}" for item in items})
+    first = _RememberedAnswers(text, tmp_path / "text.json").answer(items[:2], 8)
+    again = _RememberedAnswers(text, tmp_path / "text.json").answer(items, 8)  # a new process: from the file
+    assert calls == [["facts/q/0", "facts/q/1"], ["facts/q/2", "facts/q/3"]]
+    assert [a.text for a in again[:2]] == [a.text for a in first] and again[3].text == "answer facts/q/3"

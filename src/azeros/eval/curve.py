@@ -4,7 +4,9 @@ A run with ``run.export_every`` leaves ``exports/step-{N}`` model folders beside
 evaluated on the held-out tasks (:func:`held_out_tasks`: spoken questions by held-out engines and
 speakers, and the real recordings) beside the ``text`` system on the same items, so every point is a
 raw accuracy and an accuracy relative to what the frozen LLM answers when it reads the words. The
-projector weights are swapped into one loaded model, so the LLM and encoders load once.
+projector weights are swapped into one loaded model, so the LLM and encoders load once; the text
+system's answers are kept in ``OUT/text_answers.json`` and a point already evaluated is read back, so
+a curve can be extended while its run goes on.
 
 Output: ``OUT/curve.json`` (one record per export), ``OUT/curve.png`` (relative and raw accuracy, and
 repeat recall, against steps and against utterances seen) and each point's benchmark folder.
@@ -21,9 +23,10 @@ from typing import Any
 
 from azeros.data.corpus import real_recordings_manifest
 from azeros.eval.runner import run_benchmark
-from azeros.eval.systems import AzerosSystem, build_systems
-from azeros.eval.task import Task
+from azeros.eval.systems import AzerosSystem, System, build_systems
+from azeros.eval.task import EvalItem, Task
 from azeros.eval.tasks import RealChecksTask, SpokenQATask
+from azeros.inference import Answer
 
 __all__ = ["held_out_tasks", "learning_curve", "run_exports"]
 
@@ -66,6 +69,26 @@ def _utterances_seen(run_dir: Path) -> dict[int, int]:
     return seen
 
 
+class _RememberedAnswers(System):
+    """A system whose answers are kept in a JSON file by item id, so a deterministic system answers once."""
+
+    def __init__(self, system: System, path: Path) -> None:
+        self.system, self.name, self.path = system, system.name, path
+        self.known = json.loads(path.read_text()) if path.is_file() else {}
+
+    def answer(self, items: Sequence[EvalItem], max_new_tokens: int) -> list[Answer]:
+        missing = [item for item in items if item.id not in self.known]
+        if missing:
+            for item, answer in zip(missing, self.system.answer(missing, max_new_tokens), strict=True):
+                self.known[item.id] = [answer.text, answer.finish_reason, answer.token_ids]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.known))
+        return [Answer(*self.known[item.id]) for item in items]
+
+    def cross_entropy(self, items: Sequence[EvalItem], answers: Sequence[Answer]) -> list[float]:
+        return self.system.cross_entropy(items, answers)
+
+
 def _pooled(entries: dict[str, dict[str, Any]], key: str, exclude: Sequence[str] = ()) -> float | None:
     """The mean of ``key`` over all items of the subtasks (``relative``: over the items text gets right)."""
     count = "n_relative" if key == "relative" else "n"
@@ -95,17 +118,23 @@ def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | 
     seen = _utterances_seen(run)
     tasks = held_out_tasks(data_dir, voices_per_question)
     (text, speech), _ = build_systems(["text", f"step={points[0][1]}"], device=device)
+    text = _RememberedAnswers(text, out / "text_answers.json")
     records = []
     for step, folder in points:
-        speech.model.load_projectors(folder)
-        system = AzerosSystem(speech.model, f"step-{step}")
-        result = run_benchmark([text, system], tasks, out / f"step-{step}", batch_size=batch_size, progress=False)
-        own = result.summary["systems"][system.name]
+        summary_file = out / f"step-{step}" / "summary.json"
+        if summary_file.is_file():
+            summary = json.loads(summary_file.read_text())
+        else:
+            speech.model.load_projectors(folder)
+            system = AzerosSystem(speech.model, f"step-{step}")
+            summary = run_benchmark([text, system], tasks, out / f"step-{step}", batch_size=batch_size,
+                                    progress=False).summary
+        own = summary["systems"][f"step-{step}"]
         record = {
             "step": step, "utterances": seen.get(step), "model": str(folder),
             "qa_accuracy": _pooled(own["spoken_qa"], "value", exclude=["repeat"]),
             "qa_relative": _pooled(own["spoken_qa"], "relative", exclude=["repeat"]),
-            "text_qa_accuracy": _pooled(result.summary["systems"]["text"]["spoken_qa"], "value", exclude=["repeat"]),
+            "text_qa_accuracy": _pooled(summary["systems"]["text"]["spoken_qa"], "value", exclude=["repeat"]),
             "repeat_recall": own["spoken_qa"]["repeat"]["value"],
             "real_repeat_recall": own["real_checks"]["repeat"]["value"],
         }

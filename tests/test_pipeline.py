@@ -22,7 +22,7 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
         f"output_dir={out}", f"export_to={tmp_path / 'model'}", "corpus.num_utterances=24",
         "generate.check_sample=3", "generate.max_new_tokens=16", "generate.limit.train=6", "generate.limit.dev=2",
         "stage1_targets.sift_s.limit.train=6", "stage1_targets.sift_s.limit.dev=2", "stage1_targets.tsit_s.limit.dev=2",
-        "stage1.run.export_every=0",
+        "stage1.run.export_every=0", "stage1.align.steps=10",
         *(f"{stage}.{s}" for stage in ("stage1", "stage2") for s in steps),
     ]
     final = run_pipeline("recipes/mini.yaml", overrides)

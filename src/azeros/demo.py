@@ -34,6 +34,7 @@ __all__ = ["main"]
 SHIPPED = Path("models/azeros-mini")
 SLICE_DIR = Path("exp/demo-slice")
 HELD_OUT_DIR = Path("exp/demo-held-out")
+QUESTIONS_PER_KIND = 6  # of each spoken-question kind (the full split: azeros eval held-out, docs/results/hear)
 GENDER_QUESTION = "Is the speaker male or female? Answer with one word."
 EMOTIONS = ["neutral", "happy", "sad", "angry"]
 EMOTION_QUESTION = "Does the speaker sound neutral, happy, sad or angry? Answer with one word."
@@ -42,6 +43,7 @@ SLICE = [
     "generate.max_new_tokens=48", "generate.limit.train=12", "generate.limit.dev=2",
     "stage1_targets.sift_s.limit.train=12", "stage1_targets.sift_s.limit.dev=2",
     "stage1_targets.tsit_s.limit.train=12", "stage1_targets.tsit_s.limit.dev=2", "stage1.run.export_every=0",
+    "stage1.align.steps=20",
     "stage1.run.max_steps=6", "stage2.run.max_steps=4", "stage1.run.valid_every=0", "stage2.run.valid_every=0",
     "stage1.run.save_every=3", "stage2.run.save_every=2", "stage1.optim.warmup_steps=1",
     "stage2.optim.warmup_steps=1", "stage1.run.log_every=1", "stage2.run.log_every=1",
@@ -92,7 +94,7 @@ def label_accuracy(model: SpeechLLM, utterances: list[Utterance], question: str,
 def held_out_figures(count: int) -> SpeechLLM:
     """Held-out spoken QA and real-recording repeats: the shipped model beside the text-only LLM."""
     systems, _ = build_systems(["text", f"azeros-mini={SHIPPED}"])
-    tasks = [SpokenQATask(HELD_OUT_DIR / "spoken_qa", voices_per_question=1),
+    tasks = [SpokenQATask(HELD_OUT_DIR / "spoken_qa", limit=QUESTIONS_PER_KIND, voices_per_question=1),
              RealChecksTask(real_recordings_manifest(HELD_OUT_DIR / "real"))]
     result = run_benchmark(systems, tasks, HELD_OUT_DIR / "results", batch_size=16)
     answers = {name: [json.loads(line) for line in (result.out_dir / name / "items.jsonl").open()]
@@ -102,8 +104,9 @@ def held_out_figures(count: int) -> SpeechLLM:
         print(f"\nheard ({Path(answers['text'][i]['audio']).stem}): {answers['text'][i]['transcript']}")
         print(f"  speech-LLM : {answers['azeros-mini'][i]['answer'].strip()}")
         print(f"  text-LLM   : {answers['text'][i]['answer'].strip()}")
-    print("\nheld-out spoken questions (texts in no training split; festival, piper and held-out espeak-ng/flite "
-          "voices) and the 13 real recordings:\n")
+    print(f"\nheld-out spoken questions ({QUESTIONS_PER_KIND} of each kind; texts in no training split; festival, "
+          "piper and held-out espeak-ng/flite voices) and the 13 real recordings; the whole split's figures are in "
+          "docs/results/hear:\n")
     print(result.table)
     return systems[1].model
 

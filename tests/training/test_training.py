@@ -325,3 +325,30 @@ def test_stage2_sift_s_items_train_the_paralinguistic_projector(tiny_model_secti
     grads = [p.grad for p in model.projectors["paralinguistic"].parameters()]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
     assert all(p.grad is None for p in model.projectors["semantic"].parameters())
+
+
+def test_align_teaches_the_semantic_projector_the_transcripts_tokens_before_the_llm_passes(
+        tmp_path, tiny_model_section, manifests):
+    from azeros.training.align import align_projector, alignment_examples
+    from azeros.training.loop import _fill, open_caches
+    from azeros.training.recipe import AlignSection
+
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "run", tiny_model_section, manifests)))
+    model = build_model(recipe.model, seed=0, verbose=False)
+    caches = open_caches(recipe, model)
+    _fill(model, caches, recipe)
+    examples = alignment_examples(model, manifest_cuts(manifests["train"]), caches["semantic"])
+    assert examples and all(e.token_ids for e in examples)
+    llm_before = {k: v.clone() for k, v in model.llm.state_dict().items()}
+    records = align_projector(model, "semantic", examples, AlignSection(steps=300, batch_size=8, lr=1e-2), seed=0)
+    assert records[-1]["ctc"] < 0.9 * records[0]["ctc"]  # it learns the token sequences (random tiny encoder)
+    assert abs(records[-1]["norm"] - records[-1]["target_norm"]) < 0.25 * records[-1]["target_norm"]
+    assert all(torch.equal(v, llm_before[k]) for k, v in model.llm.state_dict().items())  # the LLM is untouched
+
+    run = _run(tiny_recipe(tmp_path / "aligned", tiny_model_section, manifests, align={"steps": 20, "batch_size": 4}),
+               tmp_path / "a.yaml")
+    log = [json.loads(line) for line in (tmp_path / "aligned" / "log.jsonl").open()]
+    assert [r["step"] for r in log if r["kind"] == "align"] == [20] and any(r["kind"] == "train" for r in log)
+    plain = _run(tiny_recipe(tmp_path / "plain", tiny_model_section, manifests), tmp_path / "p.yaml")
+    a, b = load_file(run / "model.safetensors"), load_file(plain / "model.safetensors")
+    assert not all(torch.equal(a[k], b[k]) for k in a)  # the LLM passes started from the aligned projector

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from azeros.errors import ConfigError, RunFolderError
 from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig
+from azeros.training.align import align_before_training
 from azeros.training.averaging import ProjectorAverage
 from azeros.training.cache import EncoderCache
 from azeros.training.checkpoint import Checkpoint, latest_checkpoint, rng_state, set_rng_state
@@ -136,6 +137,11 @@ def fill_cache(recipe: TrainRecipe) -> dict[str, int]:
     model = build_model(recipe.model, recipe.seed)
     model.eval()
     caches = open_caches(recipe, model)
+    return _fill(model, caches, recipe)
+
+
+def _fill(model: SpeechLLM, caches: dict[str, EncoderCache], recipe: TrainRecipe) -> dict[str, int]:
+    """Encode the usable cuts of the recipe's manifests that the caches lack; returns the counts by role."""
     before = {role: len(cache.location) for role, cache in caches.items()}
     paths = [m.manifest for m in recipe.data.train] + list(recipe.data.valid)
     for path in paths:
@@ -213,6 +219,14 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     trainable = {name: p for name, p in model.projectors.named_parameters() if p.requires_grad}
     dist.broadcast(trainable.values())
     caches = open_caches(recipe, model, writer_tag=str(dist.rank))
+    aligned = []
+    if recipe.align.steps and not resume:  # every process aligns alike (same seed, cache and cuts)
+        was_training = model.training
+        model.eval()
+        _fill(model, caches, recipe)
+        model.train(was_training)
+        cuts = (cut for m in recipe.data.train for cut in manifest_cuts(m.manifest, m.mode) if usable(cut, recipe.data))
+        aligned = align_before_training(model, caches, cuts, recipe.align, recipe.seed)
     optimizer = torch.optim.AdamW(
         trainable.values(), lr=recipe.optim.lr, betas=recipe.optim.betas, eps=recipe.optim.eps,
         weight_decay=recipe.optim.weight_decay,
@@ -247,6 +261,8 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     dist.barrier()
 
     log = TrainLog(out, enabled=dist.main)
+    for record in aligned:
+        log.write("align", record.pop("step"), record)
     progress = tqdm(total=recipe.run.max_steps, initial=step, disable=not (dist.main and recipe.run.progress), dynamic_ncols=True)
     window = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, tokens, samples since the last log line
     window_start = time.perf_counter()

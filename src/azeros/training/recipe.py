@@ -184,6 +184,26 @@ class AverageSection:
 
 
 @dataclass
+class AlignSection:
+    """Stage 0 of stage 1: CTC of the semantic projector onto the LLM's token embeddings, before any LLM
+    pass (:mod:`azeros.training.align`). Runs only in a fresh run (not on ``--resume``).
+
+    Attributes:
+        steps: alignment steps (0: none).
+        batch_size: utterances per step.
+        lr: peak learning rate (short warmup, then cosine).
+        scale: the logit scale of the cosine similarities.
+        norm_weight: weight of the term that keeps output norms at the embeddings' typical norm.
+    """
+
+    steps: int = 0
+    batch_size: int = 32
+    lr: float = 2e-3
+    scale: float = 20.0
+    norm_weight: float = 0.1
+
+
+@dataclass
 class RunSection:
     """How long, on what, and what is written.
 
@@ -230,6 +250,7 @@ class TrainRecipe:
     cache: CacheSection = field(default_factory=CacheSection)
     optim: OptimSection = field(default_factory=OptimSection)
     average: AverageSection = field(default_factory=AverageSection)
+    align: AlignSection = field(default_factory=AlignSection)
     run: RunSection = field(default_factory=RunSection)
 
     def check(self) -> None:
@@ -251,6 +272,9 @@ class TrainRecipe:
             raise ConfigError(f"model.init_roles is {self.model.init_roles} but model.init_from is not set")
         if not self.data.train:
             raise ConfigError("data.train lists no manifests")
+        if self.align.steps and ("semantic" not in self.model.train_roles or not self.cache.enabled):
+            raise ConfigError("align.steps > 0 aligns the semantic projector from the encoder cache: it needs "
+                              "'semantic' in model.train_roles and cache.enabled: true")
         if self.data.num_buckets < 2:
             raise ConfigError("data.num_buckets must be >= 2 (lhotse's DynamicBucketingSampler)")
         if self.optim.grad_accum < 1 or self.run.max_steps < 1 or self.optim.max_nonfinite_steps < 1:

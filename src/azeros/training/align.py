@@ -1,0 +1,128 @@
+"""Stage 0 of stage 1: the semantic projector aligned to the frozen LLM's own token embeddings, by CTC.
+
+Through the frozen LLM, a projector trained from random weights first learns what *kind* of utterance it
+hears (a question about a capital, a request for a recipe) long before it learns *which* words were said:
+every step pays for the LLM's forward and input-gradient passes, and the answers carry the words only
+indirectly. This stage teaches the words directly and cheaply, with no LLM pass at all: each projected
+position is scored against the LLM's own input embeddings of the transcript's tokens (cosine similarity,
+scaled), plus a blank, and CTC aligns the positions to the token sequence. A second term keeps the
+outputs at the embeddings' typical norm, so the LLM reads them the way it reads its own token embeddings.
+Only the vocabulary of the training transcripts is scored, so a step costs a product of
+``[positions, vocabulary]``, not the LLM. The SIFT/TSIT training that follows starts from a projector
+that already says the words; nothing of this stage reaches the model except the projector's weights.
+
+The frames come from the encoder cache (filled first, as ``azeros cache`` does) and are held in memory
+(about 150 KB per utterance for Whisper tiny), the transcripts from the training manifests.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from azeros.audio import SAMPLE_RATE
+from azeros.data import Utterance
+from azeros.models import SpeechLLM
+from azeros.training.cache import EncoderCache
+from azeros.training.recipe import AlignSection
+
+__all__ = ["AlignExample", "align_before_training", "align_projector", "alignment_examples"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlignExample:
+    """One utterance: its encoder frames ``[t, d]`` and its transcript's LLM token ids."""
+
+    frames: torch.Tensor
+    token_ids: tuple[int, ...]
+
+
+def alignment_examples(model: SpeechLLM, cuts: Iterable, cache: EncoderCache) -> list[AlignExample]:
+    """The cached frames and tokenized transcript of every distinct cut (those the cache lacks are skipped)."""
+    examples, seen = [], set()
+    for cut in cuts:
+        if cut.id in seen or cut.id not in cache:
+            continue
+        seen.add(cut.id)
+        ids = model.tokenizer(Utterance.from_cut(cut).transcript, add_special_tokens=False).input_ids
+        samples = cut.resample(SAMPLE_RATE).num_samples if cut.sampling_rate != SAMPLE_RATE else cut.num_samples
+        if ids:
+            examples.append(AlignExample(cache.get(cut.id, int(samples)), tuple(ids)))
+    return examples
+
+
+def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], section: AlignSection,
+                    seed: int) -> list[dict[str, float]]:
+    """Train ``model.projectors[role]`` by CTC onto the LLM's input embeddings of each transcript.
+
+    Args:
+        model: the SpeechLLM (its LLM stays frozen and is never run).
+        role: the projector to align (``semantic``).
+        examples: frames and token ids (:func:`alignment_examples`).
+        section: steps, batch size, learning rate, logit scale, norm weight.
+        seed: seeds the batch draws.
+
+    Returns:
+        Log records (step, CTC loss, mean output norm) every 50 steps.
+
+    Raises:
+        ValueError: when there are no examples.
+    """
+    if not examples:
+        raise ValueError("align: no utterance has cached frames and a transcript (fill the cache first)")
+    projector = model.projectors[role]
+    embeddings = model.llm.get_input_embeddings().weight.detach().float()  # [V, H]
+    vocab = sorted({i for example in examples for i in example.token_ids})
+    column = {token: i + 1 for i, token in enumerate(vocab)}  # 0: blank
+    targets = nn.functional.normalize(embeddings[vocab], dim=-1)  # [v, H]
+    typical_norm = embeddings.norm(dim=-1).mean().item()
+    blank = nn.Parameter(torch.zeros(embeddings.shape[1]).normal_(0, 0.02, generator=torch.Generator().manual_seed(seed)))
+    optimizer = torch.optim.AdamW([*projector.parameters(), blank], lr=section.lr, weight_decay=0.0)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    draw = random.Random(seed)
+    logger.info("align: %d utterances, %d tokens, %d steps of %d", len(examples), len(vocab), section.steps,
+                section.batch_size)
+    records = []
+    for step in range(1, section.steps + 1):
+        warm = min(1.0, step / max(1, section.steps // 30))
+        for group in optimizer.param_groups:
+            group["lr"] = section.lr * warm * 0.5 * (1 + math.cos(math.pi * step / section.steps))
+        batch = draw.sample(examples, min(section.batch_size, len(examples)))
+        lengths = torch.tensor([example.frames.shape[0] for example in batch])
+        frames = nn.utils.rnn.pad_sequence([example.frames for example in batch], batch_first=True)  # [b, t, d]
+        projected, positions = projector(frames, lengths)  # [b, t/k, H], [b]
+        unit = nn.functional.normalize(projected, dim=-1)
+        logits = section.scale * torch.cat(
+            [unit @ nn.functional.normalize(blank, dim=0)[:, None], unit @ targets.T], dim=-1)  # [b, t/k, v+1]
+        labels = torch.tensor([column[i] for example in batch for i in example.token_ids])
+        label_lengths = torch.tensor([len(example.token_ids) for example in batch])
+        valid = torch.arange(projected.shape[1])[None, :] < positions[:, None]  # [b, t/k]
+        norms = projected.norm(dim=-1)[valid]
+        loss_ctc = ctc(logits.log_softmax(-1).transpose(0, 1), labels, positions, label_lengths)
+        loss = loss_ctc + section.norm_weight * ((norms - typical_norm) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(projector.parameters(), 1.0)
+        optimizer.step()
+        if step % 50 == 0 or step == section.steps:
+            record = {"step": step, "ctc": loss_ctc.item(), "norm": norms.mean().item(), "target_norm": typical_norm}
+            records.append(record)
+            logger.info("align: %s", record)
+    projector.zero_grad(set_to_none=True)
+    return records
+
+
+def align_before_training(model: SpeechLLM, caches: Mapping[str, EncoderCache], cuts: Iterable,
+                          section: AlignSection, seed: int) -> list[dict[str, float]]:
+    """Align the trainable semantic projector on ``cuts`` (see the module docstring)."""
+    if "semantic" not in caches:
+        raise ValueError("align needs the encoder cache (cache.enabled: true)")
+    return align_projector(model, "semantic", alignment_examples(model, cuts, caches["semantic"]), section, seed)

@@ -291,7 +291,8 @@ def test_learning_curve_points_are_a_runs_exports_and_final_in_step_order(tmp_pa
         (run / folder).mkdir(parents=True)
         (run / folder / "config.json").write_text("{}")
     (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (
-        {"kind": "train", "step": 10, "samples": 80}, {"kind": "valid", "step": 10, "loss": 1.0},
+        {"kind": "align", "step": 1500, "ctc": 0.7}, {"kind": "train", "step": 10, "samples": 80},
+        {"kind": "valid", "step": 10, "loss": 1.0},
         {"kind": "train", "step": 20, "samples": 70}, {"kind": "train", "step": 120, "samples": 75})))
     assert [(s, p.name) for s, p in run_exports(run)] == [(8, "step-8"), (20, "step-20"), (100, "step-100"),
                                                            (120, "final")]

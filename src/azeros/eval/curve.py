@@ -51,7 +51,8 @@ def run_exports(run_dir: str | Path) -> list[tuple[int, Path]]:
               if (m := re.fullmatch(r"step-(\d+)", p.name)) and (p / "config.json").is_file()]
     log = run / "log.jsonl"
     if (run / "final" / "config.json").is_file() and log.is_file():
-        last = max(json.loads(line)["step"] for line in log.open() if line.strip())
+        # the last training step (align records count their own steps)
+        last = max(r["step"] for r in map(json.loads, filter(str.strip, log.open())) if r["kind"] == "train")
         points.append((last, run / "final"))
     if not points:
         raise FileNotFoundError(f"{run}: no exports/step-N or final model (train with run.export_every=N)")

@@ -1,7 +1,7 @@
 """``make demo``: talk to the shipped AZEROS model, then watch the whole pipeline build one from scratch.
 
-(a) The shipped model (``models/azeros-mini``: SmolLM2-135M-Instruct frozen, Whisper tiny.en and GE2E
-    frozen, two small projectors trained here on CPU) answers spoken questions it never heard, by voices
+(a) The shipped model (``models/azeros-mini``: SmolLM2-135M-Instruct and Whisper tiny.en frozen, one small
+    projector trained here on CPU) answers spoken questions it never heard, by voices
     and engines it never heard; beside each answer, what the same frozen LLM answers when it reads the
     words. Then its held-out figures: spoken-QA accuracy beside the text-only LLM's on the same items (and
     relative to it), content-word recall when asked to repeat real recordings, and the speaker's gender and
@@ -145,7 +145,7 @@ def part_c() -> None:
   azeros serve {SHIPPED}                              http://127.0.0.1:8000 (web page with a microphone,
                                                         OpenAI-compatible API at /v1)
   azeros eval mini --systems text,cascade,azeros:{SHIPPED}   the offline mini-benchmark
-  azeros pipeline recipes/mini.yaml                   retrain the shipped model from scratch
+  azeros pipeline recipes/mini.yaml                   the shipped model's recipe from scratch (hours; exp/mini)
   azeros train recipes/stage1_sift_s.yaml             the paper's recipes (edit the manifests)""")
 
 

@@ -39,7 +39,7 @@ from azeros.data import (
     with_target,
 )
 from azeros.selfgen.base import Backend, Request
-from azeros.text import Message, get_mode, instruction_for, target_messages, verbatim_labels
+from azeros.text import Message, get_mode, instruction_for, label_problem, target_messages, verbatim_labels
 
 __all__ = ["GenerateConfig", "RunSummary", "output_paths", "run_generation", "shard_of"]
 
@@ -131,12 +131,6 @@ def output_paths(out_dir: Path, dataset: str, mode: str, shard: int) -> tuple[Pa
     return folder / f"{stem}.jsonl.gz", folder / f"{stem}.rejects.jsonl", folder / f"{stem}.summary.json"
 
 
-def _unreadable_labels(utterance: Utterance) -> list[str]:
-    # A structured value is no label; any other value outside the vocabulary is shown verbatim (and counted).
-    return [key for key in ("age", "age_group", "gender", "emotion")
-            if isinstance(utterance.labels.get(key), (dict, list))]
-
-
 def _rejection(cut: Cut, utterance: Utterance, config: GenerateConfig, oracle: str) -> tuple[str, str] | None:
     """``(reason, detail)`` when a cut cannot be used, else ``None``.
 
@@ -149,8 +143,11 @@ def _rejection(cut: Cut, utterance: Utterance, config: GenerateConfig, oracle: s
         return "empty text", ""
     if len(utterance.transcript) >= config.max_chars_per_second * utterance.duration:
         return "text too long", f"{len(utterance.transcript)} chars in {utterance.duration:.2f}s"
-    if oracle == "sp" and (bad := _unreadable_labels(utterance)):
-        return "unreadable metadata", ", ".join(f"{k}={utterance.labels[k]!r}" for k in bad if k in utterance.labels)
+    if oracle == "sp":  # a value outside the vocabulary is shown verbatim (and counted); markup is refused
+        bad = {k: problem for k in ("age", "age_group", "gender", "emotion")
+               if (problem := label_problem(utterance.labels.get(k))) is not None}
+        if bad:
+            return "unreadable metadata", "; ".join(f"{k}={utterance.labels[k]!r}: {p}" for k, p in bad.items())
     try:
         cut_audio(cut, ANY_DURATION)  # the cut's duration was checked against the config above
     except AudioError as error:

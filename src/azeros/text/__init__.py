@@ -7,6 +7,8 @@ from azeros.text.labels import (
     normalize_emotion,
     normalize_gender,
     normalize_label,
+    LabelError,
+    label_problem,
     speaker_meta,
     verbatim_labels,
 )
@@ -55,6 +57,8 @@ __all__ = [
     "normalize_text",
     "oracle_parts",
     "oracle_text",
+    "LabelError",
+    "label_problem",
     "speaker_meta",
     "target_messages",
     "user_message",

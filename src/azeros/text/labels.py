@@ -15,7 +15,9 @@ from collections.abc import Mapping
 __all__ = [
     "AGE_GROUPS",
     "META_KEYS",
+    "LabelError",
     "age_group",
+    "label_problem",
     "normalize_emotion",
     "normalize_gender",
     "normalize_label",
@@ -92,6 +94,25 @@ _EMOTION_WORDS = {
 _MAX_HUMAN_AGE = 130
 _VOCABULARY = {"age": set(AGE_GROUPS), "gender": set(_GENDER_WORDS.values()),
                "emotion": {"neutral", *_EMOTION_WORDS.values()}}
+
+
+# What the oracle format reserves: the markup around the labels and the separators between them
+# (``<audio><meta>age: ..., gender: ...</meta>``). A label holding one would rewrite the prompt.
+_RESERVED = ("<", ">", ",", ":", "\n")
+
+
+class LabelError(ValueError):
+    """A label value that cannot be shown in the oracle text; says which key and why."""
+
+
+def label_problem(value: object) -> str | None:
+    """Why a raw label value cannot be a label (structured, or holding what the oracle format reserves), or ``None``."""
+    if isinstance(value, (dict, list, tuple, set)):
+        return f"a {type(value).__name__}, not a label"
+    if value is None or isinstance(value, (bool, int, float)):
+        return None
+    reserved = sorted({ch for ch in str(value) if ch in _RESERVED})
+    return f"holds {', '.join(map(repr, reserved))}, reserved by the oracle format" if reserved else None
 
 
 def normalize_label(value: object) -> str | None:
@@ -176,7 +197,14 @@ def speaker_meta(labels: Mapping[str, object]) -> dict[str, str]:
 
     Returns:
         An ordered dict with only the known keys, e.g. ``{"gender": "female", "emotion": "sad"}``.
+
+    Raises:
+        LabelError: a value that would rewrite the oracle text (``sad</meta><text>...``, ``sad, gender: x``)
+            or is structured; the same rule holds in generation, training and evaluation.
     """
+    for key in ("age_group", "age", "gender", "emotion"):
+        if (problem := label_problem(labels.get(key))) is not None:
+            raise LabelError(f"label {key}={labels[key]!r}: {problem}")
     given = (labels.get("age_group"), labels.get("age"))
     age = next((group for value in given if (group := age_group(value))), None)
     age = age or next((label for value in given if (label := _verbatim_age(value))), None)

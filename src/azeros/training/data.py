@@ -27,7 +27,7 @@ from azeros.audio import SAMPLE_RATE, AudioError
 from azeros.data import ANY_DURATION, Target, cut_audio, read_cuts, target_conversation, target_of
 from azeros.models import SpeechLLM, TokenBatch
 from azeros.models.encoders import pad_frames
-from azeros.text import IGNORE_INDEX, Message, RenderedChat
+from azeros.text import IGNORE_INDEX, LabelError, Message, RenderedChat
 from azeros.training.cache import EncoderCache
 from azeros.training.recipe import DataSection
 
@@ -184,7 +184,8 @@ def load_items(
 
     The draw depends only on ``salt`` (seed and step) and the cut id, so a resumed run, or the same
     global batch split over another number of processes, perturbs every cut the same way. The audio the
-    encoders will read is loaded and checked here: a cut with bad audio (empty, non-finite, silent,
+    encoders will read is loaded and checked here, and its labels (:func:`azeros.text.speaker_meta`'s rule):
+    a cut with a label that would rewrite the prompt, or with bad audio (empty, non-finite, silent,
     unreadable) is left out and logged with its id and reason, so it can neither poison the encoder cache
     nor the projectors. Frames in the cache came from audio checked when they were computed.
 
@@ -200,7 +201,11 @@ def load_items(
     """
     items = []
     for cut in cuts:
-        item = TrainItem.from_cut(cut, roles, random.Random(f"{salt}-{cut.id}").choice(speeds) if speeds else 1.0)
+        try:
+            item = TrainItem.from_cut(cut, roles, random.Random(f"{salt}-{cut.id}").choice(speeds) if speeds else 1.0)
+        except LabelError as error:  # a label that would rewrite the prompt never reaches the projectors
+            logger.warning("skipping cut %s: %s", cut.id, error)
+            continue
         if not item.served_by(caches or {}, roles):
             try:
                 item.wave  # noqa: B018 (loads and checks the audio now, while the cut can still be left out)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -294,9 +296,14 @@ def test_learning_curve_points_are_a_runs_exports_and_final_in_step_order(tmp_pa
         {"kind": "align", "step": 1500, "ctc": 0.7}, {"kind": "train", "step": 10, "samples": 80},
         {"kind": "valid", "step": 10, "loss": 1.0},
         {"kind": "train", "step": 20, "samples": 70}, {"kind": "train", "step": 120, "samples": 75})))
+    os.utime(run / "final" / "config.json", (time.time() + 2, time.time() + 2))  # written after the last log line
     assert [(s, p.name) for s, p in run_exports(run)] == [(8, "step-8"), (20, "step-20"), (100, "step-100"),
                                                            (120, "final")]
     assert _utterances_seen(run) == {10: 80, 20: 150, 120: 225}
+    with (run / "log.jsonl").open("a") as log:  # the run resumed and goes on: final is an older step's
+        log.write(json.dumps({"kind": "train", "step": 130, "samples": 70}) + "\n")
+    os.utime(run / "log.jsonl", (time.time() + 5, time.time() + 5))
+    assert [s for s, _ in run_exports(run)] == [8, 20, 100]
     records = [{"step": s, "utterances": s * 8, "qa_relative": 0.1 * i, "qa_accuracy": None, "repeat_recall": 0.2,
                 "real_repeat_recall": 0.0} for i, s in enumerate((8, 20))]
     _plot(records, tmp_path / "curve.png", "run")

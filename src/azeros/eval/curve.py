@@ -50,7 +50,9 @@ def run_exports(run_dir: str | Path) -> list[tuple[int, Path]]:
     points = [(int(m.group(1)), p) for p in (run / "exports").glob("step-*")
               if (m := re.fullmatch(r"step-(\d+)", p.name)) and (p / "config.json").is_file()]
     log = run / "log.jsonl"
-    if (run / "final" / "config.json").is_file() and log.is_file():
+    final = run / "final" / "config.json"
+    # ``final`` is the last step's only once the run has ended: a resumed run logs past an older final
+    if final.is_file() and log.is_file() and final.stat().st_mtime >= log.stat().st_mtime:
         # the last training step (align records count their own steps)
         last = max(r["step"] for r in map(json.loads, filter(str.strip, log.open())) if r["kind"] == "train")
         points.append((last, run / "final"))

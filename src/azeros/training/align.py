@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from azeros.audio import SAMPLE_RATE
 from azeros.data import Utterance
 from azeros.models import SpeechLLM
 from azeros.training.cache import EncoderCache
+from azeros.training.data import at_model_rate
 from azeros.training.recipe import AlignSection
 
 __all__ = ["AlignExample", "align_before_training", "align_projector", "alignment_examples"]
@@ -53,9 +53,8 @@ def alignment_examples(model: SpeechLLM, cuts: Iterable, cache: EncoderCache) ->
             continue
         seen.add(cut.id)
         ids = model.tokenizer(Utterance.from_cut(cut).transcript, add_special_tokens=False).input_ids
-        samples = cut.resample(SAMPLE_RATE).num_samples if cut.sampling_rate != SAMPLE_RATE else cut.num_samples
         if ids:
-            examples.append(AlignExample(cache.get(cut.id, int(samples)), tuple(ids)))
+            examples.append(AlignExample(cache.get(cut.id, int(at_model_rate(cut).num_samples)), tuple(ids)))
     return examples
 
 

@@ -33,6 +33,7 @@ from azeros.training.recipe import DataSection
 
 __all__ = [
     "TrainItem",
+    "at_model_rate",
     "conversation_for",
     "load_items",
     "make_batch",
@@ -154,8 +155,7 @@ class TrainItem:
     @classmethod
     def from_cut(cls, cut: Cut, roles: Sequence[str], speed: float = 1.0) -> TrainItem:
         messages, target = conversation_for(cut, roles)
-        if cut.sampling_rate != SAMPLE_RATE:
-            cut = cut.resample(SAMPLE_RATE)
+        cut = at_model_rate(cut)
         if speed != 1.0:
             cut = cut.perturb_speed(speed)
         return cls(cut, messages, target.response, target.finish_reason == "stop", cacheable=speed == 1.0,
@@ -174,6 +174,11 @@ class TrainItem:
     def served_by(self, caches: Mapping[str, EncoderCache], roles: Sequence[str]) -> bool:
         """Whether the caches hold this item's frames for every encoder, so its audio is never read."""
         return self.cacheable and all(role in caches and self.cut.id in caches[role] for role in roles)
+
+
+def at_model_rate(cut: Cut) -> Cut:
+    """The cut as the encoders read it: resampled to 16 kHz when it is not (frame counts follow from it)."""
+    return cut if cut.sampling_rate == SAMPLE_RATE else cut.resample(SAMPLE_RATE)
 
 
 def load_items(

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file
 
 from azeros.audio import AudioError
-from azeros.models import GE2EEncoder, Projector, SpeechLLM, SpeechLLMConfig, WhisperEncoder
+from azeros.models import EncoderSpec, GE2EEncoder, Projector, SpeechLLM, SpeechLLMConfig, WhisperEncoder
 from azeros.text import MODES, target_messages
-from tests.conftest import FAMILIES, TINY_WHISPER, noise, tiny_speech_llm
+from tests.conftest import FAMILIES, TINY_WHISPER, noise, tiny_llm, tiny_speech_llm
 
 SECONDS = [0.5, 1.0, 1.7, 2.3, 0.8, 3.1, 1.2, 2.9]
 TEXTS = [None, "What is this about?", None, "Answer in one word.", None, None, "Repeat it.", None]
@@ -91,8 +92,6 @@ def test_save_and_load_reproduce_logits_exactly(tokenizer, tmp_path):
     loaded = SpeechLLM.from_pretrained(folder, verbose=False)
     assert torch.equal(logits(model), logits(loaded))
     # projector-only by default: the weights file holds the projectors and nothing else
-    from safetensors.torch import load_file
-
     keys = set(load_file(folder / "model.safetensors"))
     assert keys == {
         f"{prefix}.{layer}.{kind}"
@@ -196,6 +195,64 @@ def test_projector_stacks_frames_in_time_order():
         projector.linear2.bias.zero_()
     out, _ = projector(frames, torch.tensor([9, 9]))
     assert out[0, :, 0].tolist() == [frames[0, 1, 0].item(), frames[0, 5, 0].item()]
+
+
+def test_compression_keeps_one_position_per_token_run_and_the_span_length():
+    projector = Projector(8, 6, stack=2, compress=True)
+    vocabulary = torch.randn(20, 6, generator=torch.Generator().manual_seed(0))  # [V, H]
+    with torch.no_grad():
+        projector.blank.copy_(vocabulary[0])  # the blank's direction
+    tokens = [[3, 3, 0, 5, 5, 0, 5, 1], [2, 2, 2, 2, 0, 0, 0, 0]]  # 0 stands for blank positions
+    projected = vocabulary[torch.tensor(tokens)].clone().requires_grad_()  # [b, n, H]
+    filler = torch.full((6,), 9.0)
+    out = projector.compress(projected, torch.tensor([8, 4]), vocabulary[1:], filler)
+    assert out.shape == projected.shape  # the prompt's audio positions do not move
+    # a blank between two equal tokens makes two of them (CTC), a repeat without one makes one
+    expected = [vocabulary[[3, 5, 5, 1]], vocabulary[[2]]]
+    for row, kept in enumerate(expected):
+        assert torch.allclose(out[row, : len(kept)], kept)
+        assert torch.equal(out[row, len(kept):], filler.expand(8 - len(kept), -1))
+    # only the first 4 positions of row 1 are valid; the rest, though token-like, are padding
+    alone = projector.compress(projected[1:, :4], torch.tensor([4]), vocabulary[1:], filler)
+    assert torch.equal(alone[0], out[1, :4])
+    out.sum().backward()  # the LLM's gradient reaches every kept position, never a dropped one
+    reached = projected.grad.abs().sum(-1) > 0  # [b, n]
+    assert reached.tolist() == [[True, True, False, True, True, False, True, True], [True] * 4 + [False] * 4]
+    with pytest.raises(ValueError, match="without compress"):
+        Projector(8, 6).compress(projected, torch.tensor([8, 4]), vocabulary, filler)
+
+
+def test_a_compressing_model_saves_its_blank_and_refuses_weights_without_one(tokenizer, tmp_path):
+    def compressing(seed):
+        model = SpeechLLM(
+            SpeechLLMConfig(llm="tiny", encoders=[EncoderSpec("whisper", "semantic")], dtype="fp32",
+                            projector_compress=True),
+            llm=tiny_llm("llama", len(tokenizer), seed), tokenizer=tokenizer,
+            encoders={"semantic": WhisperEncoder(config=TINY_WHISPER, seed=seed)}, verbose=False)
+        return model
+
+    model = compressing(0)
+    with torch.no_grad():
+        model.projectors["semantic"].linear2.weight.normal_(std=0.5)
+    waves = [noise(1.3, seed=1), noise(2.2, seed=2)]
+    conversations = [model.conversation(), model.conversation()]
+
+    def logits(m, items):
+        batch = m.prepare([conversations[i] for i in items], [[waves[i]] for i in items], answers=["Hi."] * len(items))
+        return m(batch, return_logits=True).logits
+
+    folder = model.save_pretrained(tmp_path / "model", include_llm=True)
+    assert "speech_encoder_projector.blank" in load_file(folder / "model.safetensors")
+    loaded = SpeechLLM.from_pretrained(folder, verbose=False)
+    assert loaded.config.projector_compress and torch.equal(logits(model, [0, 1]), logits(loaded, [0, 1]))
+    # the answer to each item is the same alone as in the batch (the audio spans keep their lengths)
+    single = logits(model, [1])
+    together = logits(model, [0, 1])
+    assert torch.allclose(single[0], together[1, : single.shape[1]], atol=1e-5)
+    plain = tiny_speech_llm(tokenizer)
+    plain.save_pretrained(tmp_path / "plain")
+    with pytest.raises(ValueError, match="missing speech_encoder_projector.blank"):
+        compressing(1).load_projectors(tmp_path / "plain")
 
 
 def test_bad_audio_is_named_not_a_torch_traceback(tokenizer, tmp_path):

@@ -354,6 +354,17 @@ def test_align_teaches_the_semantic_projector_the_transcripts_tokens_before_the_
     assert not all(torch.equal(a[k], b[k]) for k in a)  # the LLM passes started from the aligned projector
 
 
+def test_align_trains_and_saves_the_blank_that_a_compressing_projector_reads(tmp_path, tiny_model_section, manifests):
+    model_section = {**tiny_model_section, "projector_compress": True}
+    initial = build_model(load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        tmp_path / "x", model_section, manifests))).model, seed=0, verbose=False).projectors["semantic"].blank
+    run = _run(tiny_recipe(tmp_path / "aligned", model_section, manifests, align={"steps": 20, "batch_size": 4}),
+               tmp_path / "a.yaml")
+    saved = load_file(run / "model.safetensors")["speech_encoder_projector.blank"]
+    assert not torch.equal(saved, initial.detach())  # align moved it, and the run saved it with the projector
+    assert SpeechLLM.from_pretrained(run, verbose=False).config.projector_compress
+
+
 def test_a_label_that_would_rewrite_the_prompt_never_reaches_training(manifests, caplog):
     from lhotse.utils import fastcopy
 

@@ -1,4 +1,15 @@
-"""The projector of the paper: stack every k frames, then Linear -> ReLU -> Linear to the LLM's width."""
+"""The projector of the paper: stack every k frames, then Linear -> ReLU -> Linear to the LLM's width.
+
+Optionally (``compress``) its outputs are CTC-compressed before the LLM reads them. A projector aligned by CTC
+onto the LLM's token embeddings (:mod:`azeros.training.align`) puts one position near each spoken token's
+embedding and most others near a learnt *blank*. Read as they are, the blanks sit between the words like
+noise tokens, and a small LLM loses the question among them (SmolLM2-135M answers 5 of 24 held-out facts with
+two filler embeddings after each word of the question, 12 of 24 without). Compressed, the positions nearer the
+blank than every token embedding are dropped, a run of positions nearest the same token is averaged into
+one, and the outputs move to the front of the audio span; the rest of the span is filled with one fixed
+embedding (a newline's: trailing whitespace, which the same LLM reads past, 12 of 24). The number of
+positions, so everything that renders, batches and caches prompts, stays as it is.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +31,16 @@ class Projector(nn.Module):
         hidden: width of the hidden layer; defaults to ``out_dim`` as in the paper.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, stack: int = 4, hidden: int | None = None) -> None:
+    def __init__(self, in_dim: int, out_dim: int, stack: int = 4, hidden: int | None = None,
+                 compress: bool = False) -> None:
         super().__init__()
         self.stack = stack
         hidden = hidden or out_dim
         self.linear1 = nn.Linear(in_dim * stack, hidden)
         self.linear2 = nn.Linear(hidden, out_dim)
+        # The CTC blank's direction in the LLM's embedding space (trained by align; only a compressing
+        # projector has one, so the reference's checkpoints keep their two layers).
+        self.blank = nn.Parameter(torch.randn(out_dim) * 0.02) if compress else None
 
     def num_outputs(self, num_frames: int) -> int:
         """Positions produced from ``num_frames`` frames: a trailing partial group is dropped."""
@@ -47,3 +62,44 @@ class Projector(nn.Module):
         stacked = frames[:, :t].reshape(b, t // self.stack, d * self.stack)  # [b, t/k, k*d], time-major
         stacked = stacked.to(self.linear1.weight.dtype)
         return self.linear2(torch.relu(self.linear1(stacked))), lengths // self.stack
+
+    def compress(self, projected: torch.Tensor, counts: torch.Tensor, vocabulary: torch.Tensor,
+                 filler: torch.Tensor) -> torch.Tensor:
+        """CTC-compress projected positions (see the module docstring); their number stays.
+
+        Args:
+            projected: ``[b, n, H]`` from :meth:`forward`.
+            counts: ``[b]`` valid positions per utterance.
+            vocabulary: ``[V, H]`` the LLM's input embeddings (frozen).
+            filler: ``[H]`` the embedding that fills each span after its kept positions.
+
+        Returns:
+            ``[b, n, H]``: per utterance, one position per kept run (the mean of its outputs, so gradients
+            reach them), then ``filler`` up to ``n``.
+
+        Raises:
+            ValueError: when this projector was built without ``compress``.
+        """
+        if self.blank is None:
+            raise ValueError("this projector was built without compress: it has no CTC blank")
+        b, n, _ = projected.shape
+        out = filler.to(projected.dtype).expand(b, n, -1).clone()
+        units = nn.functional.normalize(vocabulary.to(projected.dtype), dim=-1)  # [V, H]
+        blank = nn.functional.normalize(self.blank.detach(), dim=0)  # [H]
+        for row in range(b):
+            valid = projected[row, : int(counts[row])]  # [c, H]
+            with torch.no_grad():
+                unit = nn.functional.normalize(valid, dim=-1)
+                best, token = (unit @ units.T).max(dim=-1)  # [c], [c]
+                kept = (unit @ blank < best).nonzero().squeeze(1)  # [m]
+                if kept.numel() == 0:
+                    continue
+                # a new run starts where the token changes or a blank (dropped position) came between
+                starts = torch.ones_like(kept, dtype=torch.bool)
+                starts[1:] = (token[kept[1:]] != token[kept[:-1]]) | (kept[1:] != kept[:-1] + 1)
+                run = torch.cumsum(starts.long(), 0) - 1  # [m]
+            runs = int(run[-1]) + 1
+            sums = torch.zeros(runs, valid.shape[1], dtype=valid.dtype, device=valid.device).index_add(0, run, valid[kept])
+            sizes = torch.bincount(run, minlength=runs).to(valid.dtype)[:, None]
+            out[row, :runs] = sums / sizes
+        return out

@@ -83,6 +83,8 @@ class SpeechLLMConfig:
         encoders: the encoders, semantic first.
         projector_stack: k, frames concatenated per LLM position.
         projector_hidden: hidden width of the projectors (``None``: the LLM's width).
+        projector_compress: the semantic projector's outputs are CTC-compressed before the LLM reads them
+            (:class:`azeros.models.projector.Projector`; needs a projector aligned by CTC first).
         chat_mode: the mode whose system message the model answers under (e.g. ``sift_ssp``'s); ``None``
             picks ``sift_sp`` with two encoders and ``sift_s`` with one. The audio layout is not the mode's:
             a model hears every utterance in the one layout its encoders give
@@ -98,6 +100,7 @@ class SpeechLLMConfig:
     encoders: list[EncoderSpec]
     projector_stack: int = 4
     projector_hidden: int | None = None
+    projector_compress: bool = False
     chat_mode: str | None = None
     dtype: str = "auto"
     chat_template: str | None = None
@@ -195,7 +198,8 @@ class SpeechLLM(nn.Module):
         width = llm.get_input_embeddings().embedding_dim
         self.projectors = nn.ModuleDict(
             {
-                role: Projector(self.encoders[role].dim, width, config.projector_stack, config.projector_hidden)
+                role: Projector(self.encoders[role].dim, width, config.projector_stack, config.projector_hidden,
+                                compress=config.projector_compress and role == "semantic")
                 for role in self.roles
             }
         )
@@ -203,6 +207,8 @@ class SpeechLLM(nn.Module):
         if config.chat_template:
             tokenizer.chat_template = CHAT_TEMPLATES.get(config.chat_template, config.chat_template)
         self.renderer = PromptRenderer(tokenizer)
+        # what fills a compressed audio span after its kept positions (see Projector.compress)
+        self._newline_id = tokenizer("\n", add_special_tokens=False).input_ids[-1]
         # Teacher-forced passes start after the rows' shared prefix, whose states are computed once. Off when
         # the LLM is sharded: each process would compute a new prefix at its own time, out of lockstep.
         self.reuse_prefix = True
@@ -287,7 +293,11 @@ class SpeechLLM(nn.Module):
         """Project encoder frames: ``{role: [positions_i, H] per audio}``."""
         out = {}
         for role, (x, lengths) in frames.items():
-            projected, counts = self.projectors[role](x.to(self.device), lengths)  # [n, t/k, H]
+            projector = self.projectors[role]
+            projected, counts = projector(x.to(self.device), lengths)  # [n, t/k, H]
+            if projector.blank is not None:
+                vocabulary = self.llm.get_input_embeddings().weight  # [V, H]
+                projected = projector.compress(projected, counts, vocabulary, vocabulary[self._newline_id])
             out[role] = [projected[i, : int(c)] for i, c in enumerate(counts)]
         return out
 

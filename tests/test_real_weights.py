@@ -51,11 +51,12 @@ def test_the_default_model_trains_only_its_projectors(default_model, capfd):
     assert trainable and all(n.startswith("projectors.") for n in trainable)
 
 
-def test_whisper_ct2_frames_are_the_same_alone_or_batched():
-    encoder = build_encoder("whisper-ct2", path="whisper-tiny.en-ct2")
+@pytest.mark.parametrize(("alias", "dim"), [("whisper-tiny.en-ct2", 384), ("whisper-base-ct2", 512)])
+def test_whisper_ct2_frames_are_the_same_alone_or_batched(alias, dim):
+    encoder = build_encoder("whisper-ct2", path=alias)  # base: joined from its two packages on first use
     waves = [load_audio(RECORDING), espeak("hello there", "en"), espeak("good morning to you", "en+f3")]
     frames, lengths = encoder(waves)
-    assert encoder.dim == 384
+    assert encoder.dim == dim
     assert lengths.tolist() == [encoder.num_frames(w.size) for w in waves]
     for i, wave in enumerate(waves):
         alone, n = encoder([wave])

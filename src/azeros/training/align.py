@@ -100,6 +100,7 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
         batch = draw.sample(examples, min(section.batch_size, len(examples)))
         lengths = torch.tensor([example.frames.shape[0] for example in batch])
         frames = nn.utils.rnn.pad_sequence([example.frames for example in batch], batch_first=True)  # [b, t, d]
+        frames = _augment(frames, lengths, section, draw)
         projected, positions = projector(frames, lengths)  # [b, t/k, H], [b]
         unit = nn.functional.normalize(projected, dim=-1)
         logits = section.scale * torch.cat(
@@ -120,6 +121,22 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
             logger.info("align: %s", record)
     projector.zero_grad(set_to_none=True)
     return records
+
+
+def _augment(frames: torch.Tensor, lengths: torch.Tensor, section: AlignSection, draw: random.Random) -> torch.Tensor:
+    """Frames ``[b, t, d]`` with ``section.time_masks`` spans zeroed per utterance and ``frame_dropout`` applied."""
+    if section.time_masks:
+        frames = frames.clone()
+        for row, length in enumerate(lengths.tolist()):
+            for _ in range(section.time_masks):
+                width = draw.randint(0, max(1, length // 20))
+                start = draw.randint(0, max(0, length - width))
+                frames[row, start : start + width] = 0.0
+    if section.frame_dropout:
+        generator = torch.Generator().manual_seed(draw.getrandbits(62))
+        keep = torch.rand(frames.shape, generator=generator) >= section.frame_dropout
+        frames = frames * keep / (1.0 - section.frame_dropout)
+    return frames
 
 
 def align_before_training(model: SpeechLLM, caches: Mapping[str, EncoderCache], cuts: Iterable,

@@ -197,6 +197,9 @@ class AlignSection:
         lr: peak learning rate (short warmup, then cosine).
         scale: the logit scale of the cosine similarities.
         norm_weight: weight of the term that keeps output norms at the embeddings' typical norm.
+        frame_dropout: share of encoder frame values zeroed in each step (SpecAugment-like regularisation:
+            the training voices are few and synthetic, the held-out ones are not).
+        time_masks: spans of frames zeroed per utterance in each step, each up to 5% of its frames.
     """
 
     steps: int = 0
@@ -204,6 +207,8 @@ class AlignSection:
     lr: float = 2e-3
     scale: float = 20.0
     norm_weight: float = 0.1
+    frame_dropout: float = 0.0
+    time_masks: int = 0
 
 
 @dataclass

@@ -198,19 +198,19 @@ def test_projector_stacks_frames_in_time_order():
 
 
 def test_compression_keeps_one_position_per_token_run_and_the_span_length():
-    projector = Projector(8, 6, stack=2, compress=True)
-    vocabulary = torch.randn(20, 6, generator=torch.Generator().manual_seed(0))  # [V, H]
+    projector = Projector(8, 64, stack=2, compress=True)
+    vocabulary = torch.randn(20, 64, generator=torch.Generator().manual_seed(0))  # [V, H], far apart
     with torch.no_grad():
         projector.blank.copy_(vocabulary[0])  # the blank's direction
     tokens = [[3, 3, 0, 5, 5, 0, 5, 1], [2, 2, 2, 2, 0, 0, 0, 0]]  # 0 stands for blank positions
     projected = vocabulary[torch.tensor(tokens)].clone().requires_grad_()  # [b, n, H]
-    filler = torch.full((6,), 9.0)
+    filler = torch.full((64,), 9.0)
     out = projector.compress(projected, torch.tensor([8, 4]), vocabulary[1:], filler)
     assert out.shape == projected.shape  # the prompt's audio positions do not move
     # a blank between two equal tokens makes two of them (CTC), a repeat without one makes one
     expected = [vocabulary[[3, 5, 5, 1]], vocabulary[[2]]]
     for row, kept in enumerate(expected):
-        assert torch.allclose(out[row, : len(kept)], kept)
+        assert torch.allclose(out[row, : len(kept)], kept, atol=1e-4)  # the posterior is sure here
         assert torch.equal(out[row, len(kept):], filler.expand(8 - len(kept), -1))
     # only the first 4 positions of row 1 are valid; the rest, though token-like, are padding
     alone = projector.compress(projected[1:, :4], torch.tensor([4]), vocabulary[1:], filler)
@@ -219,7 +219,12 @@ def test_compression_keeps_one_position_per_token_run_and_the_span_length():
     reached = projected.grad.abs().sum(-1) > 0  # [b, n]
     assert reached.tolist() == [[True, True, False, True, True, False, True, True], [True] * 4 + [False] * 4]
     with pytest.raises(ValueError, match="without compress"):
-        Projector(8, 6).compress(projected, torch.tensor([8, 4]), vocabulary, filler)
+        Projector(8, 64).compress(projected, torch.tensor([8, 4]), vocabulary, filler)
+    # where the projector is unsure, the LLM reads a mixture of the likely tokens' embeddings
+    units = torch.nn.functional.normalize(vocabulary, dim=-1)
+    between = (units[3] + units[4])[None, None].expand(1, 2, -1)  # one run, equally near 3 and 4
+    mixed = projector.compress(between, torch.tensor([2]), units[1:], filler)[0, 0]
+    assert torch.allclose(mixed, (units[3] + units[4]) / 2, atol=1e-3)
 
 
 def test_a_compressing_model_saves_its_blank_and_refuses_weights_without_one(tokenizer, tmp_path):
@@ -248,7 +253,7 @@ def test_a_compressing_model_saves_its_blank_and_refuses_weights_without_one(tok
     # the answer to each item is the same alone as in the batch (the audio spans keep their lengths)
     single = logits(model, [1])
     together = logits(model, [0, 1])
-    assert torch.allclose(single[0], together[1, : single.shape[1]], atol=1e-5)
+    assert torch.allclose(single[0], together[1, : single.shape[1]], atol=1e-4)
     plain = tiny_speech_llm(tokenizer)
     plain.save_pretrained(tmp_path / "plain")
     with pytest.raises(ValueError, match="missing speech_encoder_projector.blank"):

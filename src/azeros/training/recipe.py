@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from azeros.errors import ConfigError
+from azeros.models.projector import ALIGN_SCALE
 
 __all__ = [
     "AverageSection",
@@ -195,7 +196,8 @@ class AlignSection:
         steps: alignment steps (0: none).
         batch_size: utterances per step.
         lr: peak learning rate (short warmup, then cosine).
-        scale: the logit scale of the cosine similarities.
+        scale: the logit scale of the cosine similarities (a compressing projector reads its posteriors
+            at the default, :data:`azeros.models.projector.ALIGN_SCALE`).
         norm_weight: weight of the term that keeps output norms at the embeddings' typical norm.
         frame_dropout: share of encoder frame values zeroed in each step (SpecAugment-like regularisation:
             the training voices are few and synthetic, the held-out ones are not).
@@ -205,7 +207,7 @@ class AlignSection:
     steps: int = 0
     batch_size: int = 32
     lr: float = 2e-3
-    scale: float = 20.0
+    scale: float = ALIGN_SCALE
     norm_weight: float = 0.1
     frame_dropout: float = 0.0
     time_masks: int = 0

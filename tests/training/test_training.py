@@ -376,10 +376,15 @@ def test_align_trains_and_saves_the_blank_that_a_compressing_projector_reads(tmp
     model_section = {**tiny_model_section, "projector_compress": True}
     initial = build_model(load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(
         tmp_path / "x", model_section, manifests))).model, seed=0, verbose=False).projectors["semantic"].blank
-    run = _run(tiny_recipe(tmp_path / "aligned", model_section, manifests, align={"steps": 20, "batch_size": 4}),
-               tmp_path / "a.yaml")
+    run = _run(tiny_recipe(tmp_path / "aligned", model_section, manifests, align={"steps": 20, "batch_size": 4},
+                           run={"export_every": 3}), tmp_path / "a.yaml")
     saved = load_file(run / "model.safetensors")["speech_encoder_projector.blank"]
     assert not torch.equal(saved, initial.detach())  # align moved it, and the run saved it with the projector
+    # the learning curve's first point: the aligned projector, before any LLM pass
+    aligned = load_file(tmp_path / "aligned" / "exports" / "step-0" / "model.safetensors")
+    assert torch.equal(aligned["speech_encoder_projector.blank"], saved)  # no LLM pass moves the blank
+    assert not torch.equal(aligned["speech_encoder_projector.linear2.weight"],
+                           load_file(run / "model.safetensors")["speech_encoder_projector.linear2.weight"])
     assert SpeechLLM.from_pretrained(run, verbose=False).config.projector_compress
 
 

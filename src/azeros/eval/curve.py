@@ -63,7 +63,7 @@ def run_exports(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 def _utterances_seen(run_dir: Path) -> dict[int, int]:
     """Cumulative training utterances at each logged step (from the run's ``log.jsonl``)."""
-    seen, total = {}, 0
+    seen, total = {0: 0}, 0  # step 0: an aligned run's first export, before any LLM pass
     for line in (run_dir / "log.jsonl").open():
         record = json.loads(line)
         if record.get("kind") == "train":

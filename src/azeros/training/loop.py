@@ -266,6 +266,8 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     log = TrainLog(out, enabled=dist.main)
     for record in aligned:
         log.write("align", record.pop("step"), record)
+    if aligned and dist.main and recipe.run.export_every:  # the learning curve's first point: aligned only
+        model.save_pretrained(out / "exports" / "step-0")
     progress = tqdm(total=recipe.run.max_steps, initial=step, disable=not (dist.main and recipe.run.progress), dynamic_ncols=True)
     window = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, tokens, samples since the last log line
     window_start = time.perf_counter()

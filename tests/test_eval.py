@@ -299,7 +299,7 @@ def test_learning_curve_points_are_a_runs_exports_and_final_in_step_order(tmp_pa
     os.utime(run / "final" / "config.json", (time.time() + 2, time.time() + 2))  # written after the last log line
     assert [(s, p.name) for s, p in run_exports(run)] == [(8, "step-8"), (20, "step-20"), (100, "step-100"),
                                                            (120, "final")]
-    assert _utterances_seen(run) == {10: 80, 20: 150, 120: 225}
+    assert _utterances_seen(run) == {0: 0, 10: 80, 20: 150, 120: 225}  # 0: an aligned run's step-0 export
     with (run / "log.jsonl").open("a") as log:  # the run resumed and goes on: final is an older step's
         log.write(json.dumps({"kind": "train", "step": 130, "samples": 70}) + "\n")
     os.utime(run / "log.jsonl", (time.time() + 5, time.time() + 5))

@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+import torch
 
 from azeros.audio import (
     SAMPLE_RATE,
     AudioError,
+    FBANK_PAD_VALUE,
     AudioLimits,
     fbank,
+    fbank_batch,
     fbank_num_frames,
     load_audio,
     validate_waveform,
@@ -292,26 +295,47 @@ def test_output_stays_within_full_scale_after_resampling():
 # --- fbank ------------------------------------------------------------------------
 
 
+def _fbank_test_waves() -> list[np.ndarray]:
+    """Noise, a pure tone (weak bins far from it), digital silence (the floor) and the shortest waves."""
+    tone = 0.5 * np.sin(np.arange(33333) * 0.05).astype(np.float32)
+    silence_then_noise = np.concatenate([np.zeros(8000, np.float32), _noise(0.8, seed=5, scale=0.05)])
+    return [_noise(1.3, seed=3, scale=0.2), tone, silence_then_noise, _noise(0.03, seed=6), _noise(140 / SAMPLE_RATE, seed=7)]
+
+
 def test_fbank_matches_lhotse():
+    # The reference computes its features with lhotse's Fbank at its defaults (80 bins).
     from lhotse.features.kaldi.extractors import Fbank, FbankConfig
 
-    wave = _noise(1.3, seed=3, scale=0.2)
-    ours = fbank(wave)  # [frames, 80]
-    reference = Fbank(FbankConfig(num_mel_bins=80)).extract(wave, SAMPLE_RATE)
-    assert ours.dtype == np.float32
-    assert ours.shape == reference.shape == (fbank_num_frames(wave.size), 80)
-    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-3)
+    reference = Fbank(FbankConfig(num_mel_bins=80))
+    for wave in _fbank_test_waves():
+        ours = fbank(wave)  # [frames, 80]
+        expected = reference.extract(wave, SAMPLE_RATE)
+        assert ours.dtype == np.float32
+        assert ours.shape == expected.shape == (fbank_num_frames(wave.size), 80)
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4)
+
+
+def test_fbank_batch_is_each_utterance_alone_then_padded():
+    waves = _fbank_test_waves()
+    feats, lengths = fbank_batch(waves)  # [b, t, 80], [b]
+    assert lengths.tolist() == [fbank_num_frames(w.size) for w in waves]
+    assert feats.shape == (len(waves), max(lengths), 80) and feats.dtype == torch.float32
+    for row, wave in enumerate(waves):
+        n = int(lengths[row])
+        np.testing.assert_allclose(feats[row, :n].numpy(), fbank(wave), rtol=0, atol=1e-4)
+        assert (feats[row, n:] == FBANK_PAD_VALUE).all()
+    assert FBANK_PAD_VALUE == pytest.approx(np.log(1e-10))  # lhotse's padding, as the reference's batches
 
 
 def test_fbank_is_deterministic():
-    # knf dithers by default; our options must turn that off.
+    # dither would make the features random; our settings turn it off.
     wave = _noise(0.5, seed=4)
     np.testing.assert_array_equal(fbank(wave), fbank(wave))
 
 
 def test_fbank_num_frames_matches_output():
     rng = np.random.default_rng(5)
-    lengths = list(range(1, 400)) + [1599, 1600, 1601, 1680, 1681, 16000, 20800]
+    lengths = list(range(1, 80)) + list(range(140, 400)) + [1599, 1600, 1601, 1680, 1681, 16000, 20800]
     for n in lengths:
         wave = rng.uniform(-0.5, 0.5, n).astype(np.float32)
         assert fbank(wave).shape == (fbank_num_frames(n), 80), n
@@ -323,6 +347,11 @@ def test_fbank_num_frames_rounds_half_up():
 
 def test_fbank_of_empty_wave():
     assert fbank(np.zeros(0, dtype=np.float32)).shape == (0, 80)
+
+
+def test_fbank_refuses_a_frame_it_cannot_reflect():
+    with pytest.raises(ValueError, match="at least 140 samples"):
+        fbank(np.zeros(139, dtype=np.float32))
 
 
 # --- Whisper log-mel ---------------------------------------------------------------

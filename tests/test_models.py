@@ -12,8 +12,9 @@ from safetensors.torch import load_file
 
 from azeros.audio import AudioError
 from azeros.models import EncoderSpec, GE2EEncoder, Projector, SpeechLLM, SpeechLLMConfig, WhisperEncoder
+from azeros.models.encoders import ZipformerEncoder
 from azeros.text import MODES, target_messages
-from tests.conftest import FAMILIES, TINY_WHISPER, noise, tiny_llm, tiny_speech_llm
+from tests.conftest import FAMILIES, TINY_WHISPER, TINY_ZIPFORMER, noise, tiny_llm, tiny_speech_llm
 
 SECONDS = [0.5, 1.0, 1.7, 2.3, 0.8, 3.1, 1.2, 2.9]
 TEXTS = [None, "What is this about?", None, "Answer in one word.", None, None, "Repeat it.", None]
@@ -161,7 +162,9 @@ def test_embed_refuses_a_count_mismatch(tokenizer):
         model.embed([chat], [wrong])
 
 
-@pytest.mark.parametrize("encoder", [WhisperEncoder(config=TINY_WHISPER), GE2EEncoder(seed=3)])
+@pytest.mark.parametrize(
+    "encoder", [WhisperEncoder(config=TINY_WHISPER), GE2EEncoder(seed=3), ZipformerEncoder(config=TINY_ZIPFORMER)]
+)
 def test_encoders_give_the_promised_frames_alone_or_batched(encoder):
     waves = [noise(s, seed=i) for i, s in enumerate([0.1, 0.37, 1.0, 2.55, 7.0])]
     frames, lengths = encoder(waves)

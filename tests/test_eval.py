@@ -336,3 +336,49 @@ def test_remembered_answers_are_asked_once_and_read_back_from_the_file(tmp_path)
     again = _RememberedAnswers(text, tmp_path / "text.json").answer(items, 8)  # a new process: from the file
     assert calls == [["facts/q/0", "facts/q/1"], ["facts/q/2", "facts/q/3"]]
     assert [a.text for a in again[:2]] == [a.text for a in first] and again[3].text == "answer facts/q/3"
+
+
+def test_word_errors_count_edits_over_the_said_words():
+    from azeros.eval.metrics import word_errors
+
+    assert word_errors("ten of clubs", "10 of clubs") == (0, 3)  # spelled and written numbers agree
+    assert word_errors("what is the capital of japan", "what is capital of the japan") == (2, 6)
+    assert word_errors("a b c", "") == (3, 3)
+
+
+def test_what_a_compressing_projector_heard_is_scored_per_voice(tokenizer, tmp_path, monkeypatch):
+    import soundfile as sf
+    import torch
+
+    from azeros.eval.heard import heard_word_error_rate, hears_in_tokens
+    from azeros.eval.task import EvalItem
+    from azeros.models import EncoderSpec, Projector, SpeechLLM, SpeechLLMConfig, WhisperEncoder
+    from tests.conftest import TINY_WHISPER, noise, tiny_llm
+
+    assert not hears_in_tokens(tiny_speech_llm(tokenizer))
+    model = SpeechLLM(SpeechLLMConfig(llm="tiny", encoders=[EncoderSpec("whisper", "semantic")], dtype="fp32",
+                                      projector_compress=True),
+                      llm=tiny_llm("llama", len(tokenizer)), tokenizer=tokenizer,
+                      encoders={"semantic": WhisperEncoder(config=TINY_WHISPER)}, verbose=False)
+    assert hears_in_tokens(model)
+    items = []
+    for i, (source, transcript) in enumerate([("spoken_qa", "what is two plus two"), ("spoken_qa", "is the sun hot"),
+                                              ("real_checks", "ten of clubs")]):
+        sf.write(tmp_path / f"{i}.wav", noise(1.0, seed=i), 16000)
+        voice = "festival-kal_diphone" if i == 0 else "piper-en_US-joe-medium"
+        items.append(EvalItem(f"{source}/x/{i}/{voice}", source, "x", str(tmp_path / f"{i}.wav"), transcript))
+    heard = ["what is two plus two", "is the moon", "ten of clubs"]  # what the projector "heard", in order
+    calls = []
+
+    def fake_heard(self, projected, counts, vocabulary):
+        assert vocabulary.shape[0] == len(tokenizer) and projected.shape[0] == len(counts)
+        calls.append(len(counts))
+        return [tokenizer(heard.pop(0), add_special_tokens=False).input_ids for _ in range(len(counts))]
+
+    monkeypatch.setattr(Projector, "heard", fake_heard)
+    rates = heard_word_error_rate(model, items, tmp_path / "heard.jsonl", batch_size=2)
+    assert calls == [2, 1]
+    assert rates == {"wer": round(2 / 12, 4), "by_voice": {"festival": 0.0, "piper": 0.5, "real": 0.0}}
+    rows = [json.loads(line) for line in (tmp_path / "heard.jsonl").open()]
+    assert [r["heard"].strip() for r in rows] == ["what is two plus two", "is the moon", "ten of clubs"]
+    assert [r["errors"] for r in rows] == [0, 2, 0]

@@ -215,6 +215,8 @@ def test_compression_keeps_one_position_per_token_run_and_the_span_length():
     for row, kept in enumerate(expected):
         assert torch.allclose(out[row, : len(kept)], kept, atol=1e-4)  # the posterior is sure here
         assert torch.equal(out[row, len(kept):], filler.expand(8 - len(kept), -1))
+    # what it heard, greedy CTC (ids into the vocabulary passed: token t is t - 1 here)
+    assert projector.heard(projected, torch.tensor([8, 4]), vocabulary[1:]) == [[2, 4, 4, 0], [1]]
     # only the first 4 positions of row 1 are valid; the rest, though token-like, are padding
     alone = projector.compress(projected[1:, :4], torch.tensor([4]), vocabulary[1:], filler)
     assert torch.equal(alone[0], out[1, :4])

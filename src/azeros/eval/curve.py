@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from azeros.data.corpus import real_recordings_manifest
+from azeros.eval.heard import heard_word_error_rate, hears_in_tokens
 from azeros.eval.runner import run_benchmark
 from azeros.eval.systems import AzerosSystem, System, build_systems
 from azeros.eval.task import EvalItem, Task
@@ -114,7 +115,8 @@ def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | 
 
     Returns:
         One record per export: step, utterances seen, raw and relative accuracy over all spoken questions
-        (repeats apart; relative: over the questions text gets right), repeat recall (synthetic and real).
+        (repeats apart; relative: over the questions text gets right), repeat recall (synthetic and real),
+        and for a compressing projector the word error rate of what it heard (``step-N/heard.jsonl``).
     """
     run, out = Path(run_dir), Path(out_dir)
     points = run_exports(run)
@@ -133,6 +135,12 @@ def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | 
             summary = run_benchmark([text, system], tasks, out / f"step-{step}", batch_size=batch_size,
                                     progress=False).summary
         own = summary["systems"][f"step-{step}"]
+        heard_file = out / f"step-{step}" / "heard.json"
+        if hears_in_tokens(speech.model) and not heard_file.is_file():
+            speech.model.load_projectors(folder)
+            items = [item for task in tasks for item in task.items()]
+            rates = heard_word_error_rate(speech.model, items, out / f"step-{step}" / "heard.jsonl", batch_size)
+            heard_file.write_text(json.dumps(rates) + "\n")
         record = {
             "step": step, "utterances": seen.get(step), "model": str(folder),
             "qa_accuracy": _pooled(own["spoken_qa"], "value", exclude=["repeat"]),
@@ -140,6 +148,8 @@ def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | 
             "text_qa_accuracy": _pooled(summary["systems"]["text"]["spoken_qa"], "value", exclude=["repeat"]),
             "repeat_recall": own["spoken_qa"]["repeat"]["value"],
             "real_repeat_recall": own["real_checks"]["repeat"]["value"],
+            # compressing projectors: the word error rate of what the LLM reads (see azeros.eval.heard)
+            "heard_wer": json.loads(heard_file.read_text())["wer"] if heard_file.is_file() else None,
         }
         logger.info("learning curve: %s", record)
         records.append(record)
@@ -162,6 +172,9 @@ def _plot(records: list[dict[str, Any]], path: Path, title: str) -> None:
                              ("repeat_recall", "repeat recall (held-out voices)"),
                              ("real_repeat_recall", "repeat recall (real recordings)")):
             axis.plot(xs, [100 * (r[series] or 0.0) for r in records], marker="o", label=name)
+        if any(r.get("heard_wer") is not None for r in records):
+            axis.plot(xs, [100 * (1 - r["heard_wer"]) if r.get("heard_wer") is not None else None for r in records],
+                      marker="s", linestyle="--", label="words heard right (1 - WER of the projector's transcript)")
         axis.axhline(50, color="gray", linestyle=":", linewidth=1)
         axis.set_xlabel(label)
         axis.set_ylabel("%")

@@ -24,6 +24,7 @@ __all__ = [
     "last_number",
     "parse_choice",
     "shuffled_options",
+    "word_errors",
 ]
 
 LETTERS = string.ascii_uppercase
@@ -91,6 +92,17 @@ def answer_words(text: str) -> list[str]:
     for start, end, value in reversed(_number_spans(words)):
         words[start:end] = [str(value)]
     return words
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """``(edits, reference words)``: the word-level Levenshtein distance over :func:`answer_words`."""
+    said, heard = answer_words(reference), answer_words(hypothesis)
+    row = list(range(len(heard) + 1))
+    for i, word in enumerate(said, 1):
+        diagonal, row[0] = row[0], i
+        for j, other in enumerate(heard, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (word != other))
+    return row[-1], len(said)
 
 
 def contains_phrase(text: str, phrase: str) -> bool:

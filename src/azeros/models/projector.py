@@ -89,27 +89,48 @@ class Projector(nn.Module):
         Raises:
             ValueError: when this projector was built without ``compress``.
         """
-        if self.blank is None:
-            raise ValueError("this projector was built without compress: it has no CTC blank")
         b, n, _ = projected.shape
         out = filler.to(projected.dtype).expand(b, n, -1).clone()
         units = nn.functional.normalize(vocabulary.to(projected.dtype), dim=-1)  # [V, H]
-        blank = nn.functional.normalize(self.blank.detach(), dim=0)  # [H]
         for row in range(b):
             valid = projected[row, : int(counts[row])]  # [c, H]
-            with torch.no_grad():
-                unit = nn.functional.normalize(valid, dim=-1)
-                best, token = (unit @ units.T).max(dim=-1)  # [c], [c]
-                kept = (unit @ blank < best).nonzero().squeeze(1)  # [m]
-                if kept.numel() == 0:
-                    continue
-                # a new run starts where the token changes or a blank (dropped position) came between
-                starts = torch.ones_like(kept, dtype=torch.bool)
-                starts[1:] = (token[kept[1:]] != token[kept[:-1]]) | (kept[1:] != kept[:-1] + 1)
-                run = torch.cumsum(starts.long(), 0) - 1  # [m]
-            runs = int(run[-1]) + 1
-            sums = torch.zeros(runs, valid.shape[1], dtype=valid.dtype, device=valid.device).index_add(0, run, valid[kept])
-            means = nn.functional.normalize(sums, dim=-1)  # [runs, H]: a run's direction
-            posterior = torch.softmax(self.scale * means @ units.T, dim=-1)  # [runs, V]
-            out[row, :runs] = posterior @ vocabulary.to(projected.dtype)
+            runs = self._run_directions(valid, units)  # [r, H]
+            posterior = torch.softmax(self.scale * runs @ units.T, dim=-1)  # [r, V]
+            out[row, : runs.shape[0]] = posterior @ vocabulary.to(projected.dtype)
         return out
+
+    def heard(self, projected: torch.Tensor, counts: torch.Tensor, vocabulary: torch.Tensor) -> list[list[int]]:
+        """The token ids a compressing projector heard: each kept run's most likely token (greedy CTC).
+
+        Args:
+            projected: ``[b, n, H]`` from :meth:`forward`.
+            counts: ``[b]`` valid positions per utterance.
+            vocabulary: ``[V, H]`` the LLM's input embeddings.
+        """
+        units = nn.functional.normalize(vocabulary.to(projected.dtype), dim=-1)  # [V, H]
+        with torch.no_grad():
+            return [(self._run_directions(projected[row, : int(counts[row])], units) @ units.T).argmax(-1).tolist()
+                    for row in range(projected.shape[0])]
+
+    def _run_directions(self, valid: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+        """``[r, H]`` unit directions of the kept runs of one utterance's outputs ``valid`` ``[c, H]``.
+
+        A position is kept when it is nearer some token embedding than the blank; a run is consecutive kept
+        positions nearest the same token (a blank between two equal tokens makes two runs, as in CTC).
+        Gradients reach ``valid`` through the runs' sums.
+
+        Raises:
+            ValueError: when this projector was built without ``compress``.
+        """
+        if self.blank is None:
+            raise ValueError("this projector was built without compress: it has no CTC blank")
+        with torch.no_grad():
+            unit = nn.functional.normalize(valid, dim=-1)
+            best, token = (unit @ units.T).max(dim=-1)  # [c], [c]
+            kept = (unit @ nn.functional.normalize(self.blank, dim=0) < best).nonzero().squeeze(1)  # [m]
+            starts = torch.ones_like(kept, dtype=torch.bool)
+            starts[1:] = (token[kept[1:]] != token[kept[:-1]]) | (kept[1:] != kept[:-1] + 1)
+            run = torch.cumsum(starts.long(), 0) - 1  # [m]
+        runs = int(run[-1]) + 1 if kept.numel() else 0
+        sums = torch.zeros(runs, valid.shape[1], dtype=valid.dtype, device=valid.device).index_add(0, run, valid[kept])
+        return nn.functional.normalize(sums, dim=-1)

@@ -99,7 +99,10 @@ class _JudgeStub(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).bodies.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
-        status, content = type(self).replies.pop(0)
+        self.reply(*type(self).replies.pop(0))
+
+    def reply(self, status: int, content: str) -> None:
+        """Answer as an OpenAI-compatible endpoint: one choice holding ``content``."""
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -336,6 +336,18 @@ def _eval(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     start = time.perf_counter()
+    if args.what in ("voicebench", "airbench"):
+        from azeros.eval.benchmarks import run_published_benchmark
+
+        _, table = run_published_benchmark(
+            args.what, data=args.data, systems=args.systems.split(","), out=args.out,
+            subsets=args.subsets.split(",") if args.subsets else None, judge_url=args.judge_url,
+            judge_model=args.judge_model, judge_api_key_env=args.judge_api_key_env, judge_seed=args.judge_seed,
+            concurrency=args.judge_concurrency, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+            with_paper=args.with_paper, llm=args.llm, device=device, progress=not args.no_progress)
+        print(table)
+        print(f"total {time.perf_counter() - start:.0f}s; files in {args.out}")
+        return 0
     if args.what == "curve":
         from azeros.eval.curve import learning_curve
 
@@ -385,16 +397,17 @@ def _trained_model(source: str) -> str:
 
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "eval", help="evaluate systems on the offline mini-benchmark (VoiceBench/AIR-Bench-like tasks)",
+        "eval", help="evaluate systems: the offline mini-benchmark, or VoiceBench / AIR-Bench (speech) as downloaded",
         description="mini: open-ended prompts (text-parity, judge), spoken QA, unseen instructions, "
         "paralinguistic multiple choice and the real recordings, on voices and texts never used in training. "
         "Writes per-item jsonl, summary.json, table.md and a chart per task group; greedy, so reruns agree.",
     )
-    parser.add_argument("what", choices=("mini", "held-out", "compare", "curve"),
+    parser.add_argument("what", choices=("mini", "held-out", "compare", "curve", "voicebench", "airbench"),
                         help="mini: the given systems; held-out: only the spoken questions by held-out engines and "
                         "the real recordings (content scored, relative to text); compare: also train (or take) "
                         "--models, tabulated together; curve: held-out accuracy of each export of --run against "
-                        "steps and utterances seen")
+                        "steps and utterances seen; voicebench / airbench: the paper's benchmarks from --data as "
+                        "downloaded, scored officially and strictly (answers resume from --out)")
     parser.add_argument("--voices-per-question", type=int, default=1,
                         help="held-out, curve: held-out voices speaking each question")
     parser.add_argument("--run", dest="run_dir", help="curve: a training run folder whose exports/step-N are evaluated")
@@ -424,7 +437,13 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--judge-model", default="gpt-4o-mini", help="the judge's model name")
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="variable holding the judge's key")
     parser.add_argument("--judge-seed", type=int, default=0, help="the judge's sampling seed")
-    parser.add_argument("--judge-temperature", type=float, default=0.0, help="the judge's sampling temperature")
+    parser.add_argument("--judge-temperature", type=float, default=0.0,
+                        help="the judge's sampling temperature (mini; voicebench/airbench use their official ones)")
+    parser.add_argument("--judge-concurrency", type=int, default=8, help="voicebench/airbench: judge requests at once")
+    parser.add_argument("--subsets", help="voicebench: comma-separated subsets (default: the paper's nine); "
+                        "airbench: foundation,chat")
+    parser.add_argument("--with-paper", action="store_true", help="voicebench/airbench: add the paper's published rows")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="voicebench/airbench: cap on answer length")
     parser.add_argument("--batch-size", type=int, default=8, help="recordings answered together")
     _device_flag(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -128,7 +128,19 @@ class JudgeClient:
         Raises:
             RuntimeError: the endpoint failed after every retry, or refused the request (4xx).
         """
-        body = self.request_body(question, answer)
+        reply = self.complete(self.request_body(question, answer))[0]
+        match = _SCORE.search(reply)
+        return JudgeVerdict(int(match.group(1)) if match else MIN_SCORE, match is not None, reply)
+
+    def complete(self, body: dict[str, Any]) -> list[str]:
+        """Send one chat-completions request, retrying transport errors and 5xx/429 answers.
+
+        Returns:
+            The content of each choice of the reply, in order.
+
+        Raises:
+            RuntimeError: the endpoint failed after every retry, or refused the request (4xx).
+        """
         for attempt in range(self.config.retries + 1):
             try:
                 response = self.client.post(self.url, json=body)
@@ -136,9 +148,7 @@ class JudgeClient:
                 failure = f"{type(error).__name__}: {error}"
             else:
                 if response.status_code == 200:
-                    reply = response.json()["choices"][0]["message"]["content"] or ""
-                    match = _SCORE.search(reply)
-                    return JudgeVerdict(int(match.group(1)) if match else MIN_SCORE, match is not None, reply)
+                    return [choice["message"]["content"] or "" for choice in response.json()["choices"]]
                 failure = f"HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code != 429 and response.status_code < 500:
                     break  # a refused request will be refused again

@@ -40,8 +40,9 @@ from azeros.eval.benchmarks.scoring import (
     vote_yes,
 )
 from azeros.eval.judge import JudgeConfig
-from azeros.eval.systems import System
+from azeros.eval.systems import System, TextSystem
 from azeros.inference import Answer
+from tests.conftest import tiny_speech_llm
 from tests.test_eval import _JudgeStub
 
 # --- scorers on hand-made answers ---------------------------------------------------------------------
@@ -332,13 +333,14 @@ def test_a_killed_run_resumes_without_answering_any_item_twice(tmp_path):
         assert (tmp_path / "out" / "s" / name).read_text() == (tmp_path / "clean" / "s" / name).read_text()
 
 
-def test_airbench_foundation_strict_beside_first_character_and_chat(tmp_path, judge_url):
+def test_airbench_foundation_strict_beside_first_character_and_chat(tmp_path, judge_url, tokenizer):
     data = write_airbench(tmp_path / "air")
     judge = CachedJudge(JudgeConfig(judge_url, "stub-judge"), tmp_path / "cache")
     subsets = airbench_subsets(data, judge)
     instruction, options = foundation_prompt(json.loads((data / "Foundation/Foundation_meta.json").read_text())[0])
     assert options == ["male", "female"] and instruction.endswith("B. female\nAnswer with the option's letter only.")
-    summary, table = run_published(AIRBENCH, [_Scripted("scripted")], subsets, tmp_path / "out", judge=judge,
+    text = TextSystem(tiny_speech_llm(tokenizer))  # reads transcripts, which AIR-Bench has not: N/A
+    summary, table = run_published(AIRBENCH, [text, _Scripted("scripted")], subsets, tmp_path / "out", judge=judge,
                                    progress=False)
     entry = summary["systems"]["scripted"]
     # gender: "A" = male, right both ways; the others: "I think it is the second one" names no option
@@ -348,3 +350,4 @@ def test_airbench_foundation_strict_beside_first_character_and_chat(tmp_path, ju
     assert entry["official"]["Gender"] == 100.0 and entry["official"]["Emotion"] is None
     assert entry["strict_total"] == round(100 / 6, 2) and entry["official_total"] is None
     assert "| system | Gender | Emotion | Age | LID | Entity | Intent | Chat | Avg |" in table
+    assert "| text | N/A | N/A |" in table and (tmp_path / "out" / "chart.png").read_bytes()[:4] == b"\x89PNG"

@@ -141,7 +141,7 @@ def _cell(value: float | None) -> str:
 
 def markdown_table(layout: Layout, summary: Mapping[str, Any], with_paper: bool) -> str:
     """The paper-shaped tables: official scoring (and published rows), then strict scoring."""
-    ran = [c for c in layout.columns if any(c in s["official"] for s in summary["systems"].values())]
+    ran = [c for c in layout.columns if any(c in s.get("official", {}) for s in summary["systems"].values())]
     header = ["system", *ran, layout.total_name]
     lines = []
     for reading, note in (("official", "official scoring, random fallbacks seeded"),

@@ -9,7 +9,7 @@ help:
 	@echo "azeros make targets:"
 	@echo "  make setup  - system packages (apt, when root), .venv with torch CPU, azeros, test deps, real weights"
 	@echo "  make test   - setup, then run the test suite (pytest)"
-	@echo "  make demo   - setup, then run the demo (python -m azeros.demo)"
+	@echo "  make demo   - setup, then run the demo (python examples/demo.py)"
 	@echo "  make clean  - remove .venv and caches"
 
 setup:
@@ -19,11 +19,7 @@ test: setup
 	$(PY) -m pytest -q --durations=15
 
 demo: setup
-	@if [ -f src/azeros/demo.py ]; then \
-		$(PY) -m azeros.demo; \
-	else \
-		echo "demo not built yet"; \
-	fi
+	$(PY) examples/demo.py
 
 clean:
 	rm -rf .venv .pytest_cache .hypothesis build src/*.egg-info

@@ -41,7 +41,7 @@ import yaml
 from azeros.data import ManifestWriter, Target, Utterance, read_cuts, with_target
 from azeros.data.assistant_texts import assistant_texts
 from azeros.data.corpus import build_synthetic_corpus
-from azeros.models.speech_llm import shared_prefix
+from azeros.models import shared_prefix
 from azeros.text import IGNORE_INDEX, get_mode, target_messages
 from azeros.training import build_model, fill_cache, load_recipe, train
 from azeros.training.data import load_items, make_batch, manifest_cuts, render_item

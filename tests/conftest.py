@@ -1,13 +1,27 @@
-"""Shared fixtures: tiny random models on the real SmolLM2 tokenizer, and test audio."""
+"""Shared fixtures: tiny random models on the real SmolLM2 tokenizer, a tiny saved model folder, and test audio."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from azeros.models import EncoderSpec, GE2EEncoder, SpeechLLM, SpeechLLMConfig, WhisperEncoder, load_tokenizer
+from azeros.llm import load_tokenizer
+from azeros.models import (
+    EncoderSpec,
+    GE2EEncoder,
+    SpeechLLM,
+    SpeechLLMConfig,
+    WhisperEncoder,
+    load_model,
+    save_model,
+)
+from azeros.text import AudioContent, Message, PromptTurn, conversation
+from tests.sounds import speechlike
 
 TINY_WHISPER = dict(
     d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=80,
@@ -65,7 +79,6 @@ def tiny_speech_llm(
         llm=tiny_llm(family, len(tokenizer), seed, **settings),
         tokenizer=tokenizer,
         encoders=encoders,
-        verbose=False,
     )
     torch.manual_seed(seed + 1)
     for p in model.projectors.parameters():
@@ -90,3 +103,55 @@ def tiny_model_section(tmp_path_factory, tokenizer) -> dict:
     tokenizer.save_pretrained(folder)
     return {"llm": str(folder), "dtype": "fp32",
             "encoders": [{"kind": "whisper", "role": "semantic", "options": {"config": TINY_WHISPER, "seed": 0}}]}
+
+
+def question(model: SpeechLLM, text: str | None = None, *, audio: bool = True) -> list[Message]:
+    """One question to ``model`` in its chat mode: one audio (unless ``audio`` is off), then ``text``."""
+    turn = PromptTurn("user", text, (AudioContent(),) if audio else ())
+    return conversation([turn], mode=model.chat_mode, encoders=model.roles)
+
+
+def oracle_prompt(tokenizer, messages: list[Message]) -> str:
+    """The prompt as one string, the oracle text in every slot (what a text-only server is sent)."""
+    chat = [{"role": m.role, "content": m.oracle_content()} for m in messages]
+    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+
+
+@pytest.fixture(scope="session")
+def model_folder(tmp_path_factory) -> Path:
+    """A random tiny Llama with the real SmolLM2 tokenizer and a tiny Whisper encoder, saved with its LLM."""
+    tokenizer = load_tokenizer("smollm2-135m-instruct")  # its own: nothing another test does to one reaches it
+    torch.manual_seed(0)
+    llm = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2, tie_word_embeddings=False,
+        )
+    ).eval()
+    model = SpeechLLM(
+        SpeechLLMConfig(llm="tiny", encoders=[EncoderSpec("whisper", "semantic")], dtype="fp32"),
+        llm=llm,
+        tokenizer=tokenizer,
+        encoders={"semantic": WhisperEncoder(config=TINY_WHISPER, seed=0)},
+    )
+    torch.manual_seed(1)
+    for p in model.projectors.parameters():
+        torch.nn.init.normal_(p, std=0.5)  # far from ties, so greedy answers are stable
+    return save_model(model, tmp_path_factory.mktemp("tiny-azeros"), include_llm=True)
+
+
+@pytest.fixture(scope="session")
+def model(model_folder) -> SpeechLLM:
+    return load_model(model_folder)
+
+
+@pytest.fixture(scope="session")
+def wavs(tmp_path_factory) -> list[Path]:
+    """Three short recordings at different rates and lengths."""
+    folder = tmp_path_factory.mktemp("wavs")
+    paths = []
+    for seed, (seconds, rate) in enumerate([(1.0, 16000), (1.6, 22050), (0.7, 8000)]):
+        path = folder / f"utt{seed}.wav"
+        sf.write(path, speechlike(seconds, seed, rate), rate)
+        paths.append(path)
+    return paths

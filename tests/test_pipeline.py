@@ -8,7 +8,7 @@ import json
 import pytest
 
 from azeros.data import Utterance, read_cuts, target_of
-from azeros.models import SpeechLLM
+from azeros.inference import GenerationParams, generate, load_model
 from azeros.pipeline import ablation_models, answer_modes, run_pipeline
 
 pytestmark = pytest.mark.real_weights
@@ -40,12 +40,12 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     for stage in ("stage1", "stage2"):
         assert (final / f"{stage}_curves.png").stat().st_size > 0
         assert (final / f"{stage}.yaml").read_text().startswith("# written by azeros pipeline")
-    model = SpeechLLM.from_pretrained(final, verbose=False)
+    model = load_model(final)
     assert model.roles == ("semantic", "paralinguistic")
     # it answers in the context its instruction-free stage-2 targets were written in
     assert model.chat_mode.name == ("sift_sp" if "sift_sp" in sp_modes else "sift_s")
     wave = next(iter(read_cuts(out / "corpus" / "cuts_test.jsonl.gz"))).load_audio()[0]
-    (answer,) = model.generate([(wave, 16000)], max_new_tokens=8)
+    (answer,) = generate(model, [(wave, 16000)], params=GenerationParams(max_new_tokens=8))
     assert answer.token_ids
 
     # the comparison's models: the finished pipeline is reused; TSIT_s and SIT_s stage 1 on the same cuts
@@ -63,7 +63,7 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     tsit = read_cuts(out / "ablation_targets" / "train" / "tsit_s_0.jsonl.gz")
     assert all(target_of(c).response == Utterance.from_cut(c).transcript for c in tsit)  # the transcript itself
     for name, folder in models.items():
-        assert SpeechLLM.from_pretrained(folder, verbose=False).roles[0] == "semantic", name
+        assert load_model(folder).roles[0] == "semantic", name
     assert (out / "ablation_sit_s.yaml").read_text().startswith("# written by azeros pipeline")
 
 

@@ -1,5 +1,7 @@
 """The ``azeros`` command: one subcommand per task, each a small function registered in :data:`COMMANDS`.
 
+A subcommand parses its flags, calls one library function and prints what it returns: the library logs
+(``logging``, shown on stderr at the level ``--verbose``/``--quiet`` choose), only this module prints.
 Each subcommand imports what it needs inside its own function, so ``azeros --help`` stays fast. To add
 one, write ``_add_NAME(subparsers)`` (its arguments, ``set_defaults(run=...)``) and list it in
 :data:`COMMANDS`.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -20,9 +23,9 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from azeros.data import load_datasets, read_cuts
-    from azeros.hub import resolve_device
-    from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
+    from azeros.data import load_datasets
+    from azeros.llm import resolve_device
+    from azeros.selfgen import GenerateConfig, build_backend, generate_targets
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     config = GenerateConfig(
@@ -48,22 +51,12 @@ def _generate(args: argparse.Namespace) -> int:
         penalty = backend.repetition_penalty
         print(f"repetition_penalty: {'the server default' if penalty is None else penalty}"
               f"{'' if args.repetition_penalty is not None else ' (the LLM generation config)'}")
-    summaries = run_generation(config, backend, progress=not args.no_progress)
-
-    totals = {key: sum(getattr(s, key) for s in summaries) for key in ("inputs", "done", "rejected", "generated_tokens")}
-    seconds = sum(s.seconds for s in summaries)
-    print(f"in {totals['inputs']} = done {totals['done']} + rejected {totals['rejected']}; "
-          f"{totals['generated_tokens']} tokens in {seconds:.1f}s ({totals['generated_tokens'] / max(seconds, 1e-9):.0f} tok/s)")
-    summary_path = Path(args.out) / f"summary_{args.shard}.json"
-    summary_path.write_text(json.dumps({**totals, "seconds": round(seconds, 3),
-                                        "runs": [s.__dict__ for s in summaries]}, indent=2) + "\n")
-    if args.check:
-        paths = [output_paths(config.out_dir, spec.name, mode, args.shard)[0]
-                 for spec in config.datasets for mode in modes]
-        report = elicit_report(read_cuts(paths))
+    report = generate_targets(config, backend, check=args.check, progress=not args.no_progress)
+    print(report.line())
+    if report.elicit is not None:
         print("\nself-elicit check: how often the targets mention each piece of oracle information")
-        print(report.table())
-        print("\n" + report.verdict())
+        print(report.elicit.table())
+        print("\n" + report.elicit.verdict())
     return 0
 
 
@@ -112,10 +105,11 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from azeros.hub import resolve_device
-    from azeros.inference import ChatSession, SpeechLLM
+    from azeros.inference import ChatSession, GenerationParams, load_model
+    from azeros.llm import resolve_device
 
-    model = SpeechLLM.from_pretrained(args.model, device=resolve_device(args.device))
+    model = load_model(args.model, device=resolve_device(args.device))
+    params = GenerationParams(max_new_tokens=args.max_new_tokens)
     speaker = _speaker(args)
     session = ChatSession(model)
     audio, text = list(args.audio or []), args.text
@@ -136,8 +130,7 @@ def _chat(args: argparse.Namespace) -> int:
                 continue
         print("azeros> ", end="", flush=True)
         try:
-            answer = session.ask(audio or None, text, on_text=lambda piece: print(piece, end="", flush=True),
-                                 max_new_tokens=args.max_new_tokens)
+            answer = session.ask(audio or None, text, params, on_text=lambda piece: print(piece, end="", flush=True))
         except ValueError as error:  # bad audio (AudioError) or an empty turn: say so and go on
             print(f"[{error}]")
         else:
@@ -198,10 +191,10 @@ def _add_chat(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from azeros.hub import resolve_device
-    from azeros.inference import GenerationParams, SpeechLLM, infer
+    from azeros.inference import GenerationParams, infer, load_model
+    from azeros.llm import resolve_device
 
-    model = SpeechLLM.from_pretrained(args.model, device=resolve_device(args.device))
+    model = load_model(args.model, device=resolve_device(args.device))
     summary = infer(
         model, args.inputs, args.output, instruction=args.instruction, batch_size=args.batch_size,
         params=GenerationParams(max_new_tokens=args.max_new_tokens), progress=not args.no_progress,
@@ -224,7 +217,7 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from azeros.hub import resolve_device
+    from azeros.llm import resolve_device
     from azeros.serve import ServerConfig, ServingLimits, run_server
 
     config = ServerConfig(
@@ -332,7 +325,7 @@ def _eval(args: argparse.Namespace) -> int:
     import time
 
     from azeros.eval import JudgeClient, JudgeConfig, MiniSizes, build_systems, mini_tasks, run_benchmark
-    from azeros.hub import resolve_device
+    from azeros.llm import resolve_device
 
     device = resolve_device(args.device)
     start = time.perf_counter()
@@ -372,7 +365,9 @@ def _eval(args: argparse.Namespace) -> int:
 
         specs += [f"{name}={folder}" for name, folder in ablation_models(args.pipeline, args.set).items()]
     elif args.what == "compare":
-        specs += [f"{name}={_trained_model(source)}" for name, _, source in
+        from azeros.training import model_folder
+
+        specs += [f"{name}={model_folder(source)}" for name, _, source in
                   (model.partition("=") for model in args.models.split(","))]
     systems, reference = build_systems(specs, reference=args.reference, llm=args.llm, device=device)
     judge = None
@@ -384,15 +379,6 @@ def _eval(args: argparse.Namespace) -> int:
     print(result.table)
     print(f"seconds: {result.seconds}; total {time.perf_counter() - start:.0f}s; files in {result.out_dir}")
     return 0
-
-
-def _trained_model(source: str) -> str:
-    """A model folder as given, or a recipe's exported ``final`` folder, trained first when it is missing."""
-    if not source.endswith((".yaml", ".yml")):
-        return source
-    from azeros.training import load_recipe, trained_model
-
-    return str(trained_model(load_recipe(source)))
 
 
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
@@ -493,6 +479,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 _DEBUG_HELP = "show the traceback of an error instead of one line"
+_VERBOSE_HELP = "log more: every step the library takes (DEBUG)"
+_QUIET_HELP = "log only warnings and errors"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -501,13 +489,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="azeros", description="Extend a frozen LLM to speech (AZEROS).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    _global_flags(parser, {})
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(subparsers)
     for subparser in subparsers.choices.values():  # also after the command; unset there, it keeps the value above
-        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+        _global_flags(subparser, {"default": argparse.SUPPRESS})
     return parser
+
+
+def _global_flags(parser: argparse.ArgumentParser, unset: dict) -> None:
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP, **unset)
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP, **unset)
+    loudness.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP, **unset)
+
+
+def _show_logs(verbose: bool, quiet: bool) -> None:
+    """azeros' log records on stderr, as bare lines: INFO by default (what a run is doing), DEBUG with
+    ``--verbose``, WARNING with ``--quiet``. Other libraries' records keep their own (WARNING) level."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("azeros")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
 
 
 # What a user can fix: said in one line (exit status 2, as for a usage error); anything else is a bug and
@@ -526,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 2 for an error the user can fix (one line on stderr; ``--debug`` raises it instead).
     """
     args = build_parser().parse_args(argv)
+    _show_logs(args.verbose, args.quiet)
     try:
         return args.run(args)
     except _KNOWN_ERRORS as error:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,13 @@ from azeros.training.recipe import apply_override, parse_recipe
 
 __all__ = ["ablation_models", "answer_modes", "run_pipeline"]
 
+logger = logging.getLogger(__name__)
+
 _SPLITS = ("train", "dev")
 
 
 def _say(message: str) -> None:
-    print(f"\n== {message}", file=sys.stderr)
+    logger.info("\n== %s", message)
 
 
 def _manifest(out: Path, split: str, mode: str) -> str:
@@ -163,7 +165,7 @@ def _build(tree: dict[str, Any]) -> _Built:
     pick = report.pick(next((m for m in candidates if m.startswith("sift_")), "sift_sp"))
     summary = f"{report.table()}\n\n{pick.reason}\n"
     (out / "check" / "report.txt").write_text(summary)
-    print(summary, file=sys.stderr)
+    logger.info("%s", summary)
     sp_modes = pick.modes
 
     _say(f"3/5 targets: {' + '.join(sp_modes)} and stage 1's for {', '.join(_SPLITS)}")

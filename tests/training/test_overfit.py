@@ -14,9 +14,10 @@ import torch
 from tests.conftest import tiny_llm
 from tests.training.conftest import tiny_recipe, write_recipe
 
+from azeros.data import target_conversation
 from azeros.text import IGNORE_INDEX, PromptRenderer
 from azeros.training import load_recipe, train
-from azeros.training.data import conversation_for, manifest_cuts
+from azeros.training.data import manifest_cuts
 
 
 def _teach_text_conversations(tokenizer, manifest) -> torch.nn.Module:
@@ -24,7 +25,7 @@ def _teach_text_conversations(tokenizer, manifest) -> torch.nn.Module:
     renderer = PromptRenderer(tokenizer)
     chats = []
     for cut in manifest_cuts(manifest):
-        messages, target = conversation_for(cut, ["semantic"])
+        messages, target = target_conversation(cut, encoders=["semantic"])
         chats.append(renderer.render(messages, answer=target.response, finished=True))  # the oracle text form
     width = max(len(c.input_ids) for c in chats)
     ids = torch.tensor([c.input_ids + [0] * (width - len(c.input_ids)) for c in chats])  # [16, T]

@@ -4,6 +4,7 @@ encoder cache, every recipe loads."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ from tests.training.speech import write_manifest
 from safetensors.torch import load_file, save_file
 
 from azeros.errors import ConfigError, RunFolderError
-from azeros.models import GE2EEncoder, SpeechLLM, WhisperEncoder
+from azeros.models import GE2EEncoder, SpeechLLM, WhisperEncoder, load_model, projector_state
 from azeros.training import EncoderCache, build_model, load_recipe, train
 from azeros.training.recipe import ModelSection
 from azeros.training.data import load_items, make_batch, manifest_cuts
@@ -123,8 +124,8 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path, tiny_model_se
 
     out = tmp_path / "killed"
     assert (out / "curves.png").stat().st_size > 0 and any((out / "tensorboard").iterdir())
-    model = SpeechLLM.from_pretrained(resumed, verbose=False)
-    assert torch.equal(model.projector_state()["speech_encoder_projector.linear1.weight"],
+    model = load_model(resumed)
+    assert torch.equal(projector_state(model)["speech_encoder_projector.linear1.weight"],
                        a["speech_encoder_projector.linear1.weight"]) is False  # export holds the EMA, not the last step
 
 
@@ -136,7 +137,7 @@ def test_non_finite_losses_never_update_the_weights_and_stop_the_run(tmp_path, t
                          run={"max_steps": 8, "save_every": 1})
     with pytest.raises(RuntimeError, match="3 steps in a row had a non-finite loss"):
         _run(recipe, tmp_path / "nan.yaml")
-    start = _model(tiny_model_section).projector_state()
+    start = projector_state(_model(tiny_model_section))
     for step in (1, 2):
         saved = load_file(tmp_path / "nan" / "checkpoints" / f"step-{step}" / "projectors.safetensors")
         assert all(torch.equal(saved[k], start[k]) for k in start)
@@ -231,10 +232,11 @@ def test_stage2_refuses_a_missing_or_partial_stage1_projector(tmp_path, tiny_mod
     assert not (tmp_path / "stage2" / "checkpoints").exists()
 
 
-def test_stage2_loads_freezes_and_keeps_the_stage1_projector(tmp_path, tiny_model_section, manifests, stage1_final, capfd):
+def test_stage2_loads_freezes_and_keeps_the_stage1_projector(tmp_path, tiny_model_section, manifests, stage1_final, caplog):
     recipe = _stage2(tmp_path, tiny_model_section, manifests, stage1_final)
-    final = _run(recipe, tmp_path / "stage2.yaml")
-    assert "loaded 4 tensors from" in capfd.readouterr().err
+    with caplog.at_level(logging.INFO, logger="azeros"):
+        final = _run(recipe, tmp_path / "stage2.yaml")
+    assert "loaded 4 tensors from" in caplog.text
     before, after = load_file(stage1_final / "model.safetensors"), load_file(final / "model.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before)  # frozen: bit for bit
     assert any(k.startswith("paraling_encoder_projector.") for k in after)
@@ -255,7 +257,7 @@ def _model(section: dict, paralinguistic: bool = False) -> SpeechLLM:
     return build_model(ModelSection(**section), seed=0, verbose=False)
 
 
-def test_encoder_cache_serves_unaugmented_input_and_rebuilds_when_stale(tmp_path, tiny_model_section, manifests, capfd, monkeypatch):
+def test_encoder_cache_serves_unaugmented_input_and_rebuilds_when_stale(tmp_path, tiny_model_section, manifests, caplog, monkeypatch):
     model = _model(tiny_model_section)
     cuts = list(manifest_cuts(manifests["train"]))[:3]
     folder = tmp_path / "cache" / "semantic"
@@ -275,7 +277,7 @@ def test_encoder_cache_serves_unaugmented_input_and_rebuilds_when_stale(tmp_path
 
     other = WhisperEncoder(config=model.encoders["semantic"].config()["config"], seed=1)  # another encoder
     stale = EncoderCache(folder, other)
-    assert "is stale" in capfd.readouterr().err and len(stale.location) == 0
+    assert "is stale" in caplog.text and len(stale.location) == 0
     assert not list(folder.glob("*.safetensors"))
 
 
@@ -307,7 +309,7 @@ def test_exports_mid_run_leave_the_training_bit_for_bit_unchanged(tmp_path, tiny
     assert all(torch.equal(a[k], b[k]) for k in a)
     steps = sorted((tmp_path / "curve" / "exports").iterdir())
     assert [p.name for p in steps] == ["step-2", "step-4"]
-    early = SpeechLLM.from_pretrained(steps[0], verbose=False).projector_state()
+    early = projector_state(load_model(steps[0]))
     assert not all(torch.equal(early[k], a[k]) for k in a)  # the average at step 2, not the final one
 
 
@@ -385,7 +387,7 @@ def test_align_trains_and_saves_the_blank_that_a_compressing_projector_reads(tmp
     assert torch.equal(aligned["speech_encoder_projector.blank"], saved)  # no LLM pass moves the blank
     assert not torch.equal(aligned["speech_encoder_projector.linear2.weight"],
                            load_file(run / "model.safetensors")["speech_encoder_projector.linear2.weight"])
-    assert SpeechLLM.from_pretrained(run, verbose=False).config.projector_compress
+    assert load_model(run).config.projector_compress
 
 
 def test_a_label_that_would_rewrite_the_prompt_never_reaches_training(manifests, caplog):

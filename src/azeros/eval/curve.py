@@ -27,7 +27,7 @@ from azeros.eval.runner import run_benchmark
 from azeros.eval.systems import AzerosSystem, System, build_systems
 from azeros.eval.task import EvalItem, Task
 from azeros.eval.tasks import RealChecksTask, SpokenQATask
-from azeros.inference import Answer
+from azeros.inference import Answer, load_projectors
 
 __all__ = ["held_out_tasks", "learning_curve", "run_exports"]
 
@@ -130,14 +130,14 @@ def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | 
         if summary_file.is_file():
             summary = json.loads(summary_file.read_text())
         else:
-            speech.model.load_projectors(folder)
+            load_projectors(speech.model, folder)
             system = AzerosSystem(speech.model, f"step-{step}")
             summary = run_benchmark([text, system], tasks, out / f"step-{step}", batch_size=batch_size,
                                     progress=False).summary
         own = summary["systems"][f"step-{step}"]
         heard_file = out / f"step-{step}" / "heard.json"
         if hears_in_tokens(speech.model) and not heard_file.is_file():
-            speech.model.load_projectors(folder)
+            load_projectors(speech.model, folder)
             items = [item for task in tasks for item in task.items()]
             rates = heard_word_error_rate(speech.model, items, out / f"step-{step}" / "heard.jsonl", batch_size)
             heard_file.write_text(json.dumps(rates) + "\n")

@@ -16,7 +16,7 @@ from typing import Any
 from azeros.audio import load_audio
 from azeros.eval.metrics import word_errors
 from azeros.eval.task import EvalItem
-from azeros.models import SpeechLLM
+from azeros.inference import SpeechLLM
 
 __all__ = ["heard_word_error_rate", "hears_in_tokens"]
 

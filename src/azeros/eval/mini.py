@@ -8,7 +8,7 @@ recordings of pocketsphinx-testdata.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,8 @@ from azeros.eval.tasks import (
 )
 
 __all__ = ["MiniSizes", "mini_tasks"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,5 +85,5 @@ def mini_tasks(
                 real_recordings_manifest(data / "real")
             tasks += [RealParityTask(manifest), RealChecksTask(manifest)]
         except FileNotFoundError as error:
-            print(f"mini-benchmark: real recordings skipped ({error})", file=sys.stderr)
+            logger.warning("mini-benchmark: real recordings skipped (%s)", error)
     return tasks

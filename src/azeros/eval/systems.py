@@ -18,15 +18,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-import torch
-from torch import nn
-
-from azeros.audio import SAMPLE_RATE, load_audio
+from azeros.audio import load_audio
 from azeros.eval.task import EvalItem
-from azeros.hub import embedded_path
-from azeros.inference import Answer, SpeechLLM
-from azeros.models import EncoderSpec, SpeechLLMConfig
-from azeros.text import IGNORE_INDEX, Message, RenderedChat, normalize_text, oracle_parts, user_message
+from azeros.inference import (
+    Answer,
+    EncoderSpec,
+    GenerationParams,
+    SpeechLLM,
+    SpeechLLMConfig,
+    answer_conversations,
+    answer_cross_entropy,
+    load_model,
+)
+from azeros.llm import embedded_path
+from azeros.text import AudioContent, Message, PromptTurn, conversation, normalize_text
 
 __all__ = [
     "AzerosSystem",
@@ -62,16 +67,6 @@ class System(ABC):
         """Per item, the mean negative log-likelihood per token of ``answers[i]`` given this system's input."""
 
 
-def _row_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    """Mean next-token cross-entropy of each row's supervised tokens. ``logits`` [b, L, V], ``labels`` [b, L]."""
-    targets = labels[:, 1:]  # position t predicts token t+1
-    losses = nn.functional.cross_entropy(
-        logits[:, :-1].transpose(1, 2).float(), targets, ignore_index=IGNORE_INDEX, reduction="none"
-    )  # [b, L-1]
-    counts = (targets != IGNORE_INDEX).sum(dim=1)
-    return [float(row_sum / count) for row_sum, count in zip(losses.sum(dim=1), counts, strict=True)]
-
-
 class _ReadingSystem(System):
     """A system that shows the frozen LLM text in place of the speech (text oracle or ASR transcript)."""
 
@@ -84,32 +79,19 @@ class _ReadingSystem(System):
         """What the LLM reads in place of each item's speech."""
 
     def messages(self, item: EvalItem, transcript: str) -> list[Message]:
-        """The conversation: the host's system message, then the oracle text and the instruction."""
-        system = self.host.chat_mode.system_message
-        meta = item.meta if self.oracle == "sp" else None
-        head = [Message("system", (system,))] if system else []
-        return [*head, user_message(oracle_parts(self.oracle, transcript, meta), item.instruction)]
+        """The conversation: the host's system message, then the oracle text (read, as when targets were
+        generated) and the instruction."""
+        audio = AudioContent(self.oracle, transcript, item.meta if self.oracle == "sp" else None)
+        return conversation([PromptTurn("user", item.instruction, (audio,))], mode=self.host.chat_mode)
 
-    def _chats(self, items: Sequence[EvalItem], answers: Sequence[Answer] | None = None) -> list[RenderedChat]:
-        render = self.host.renderer.render  # oracle text in every slot, as when targets were generated
-        texts = self.transcripts(items)
-        if answers is None:
-            return [render(self.messages(item, text)) for item, text in zip(items, texts, strict=True)]
-        return [
-            render(self.messages(item, text), answer=answer.text, finished=answer.finish_reason == "stop")
-            for item, text, answer in zip(items, texts, answers, strict=True)
-        ]
+    def _conversations(self, items: Sequence[EvalItem]) -> list[list[Message]]:
+        return [self.messages(item, text) for item, text in zip(items, self.transcripts(items), strict=True)]
 
-    @torch.no_grad()
     def answer(self, items: Sequence[EvalItem], max_new_tokens: int) -> list[Answer]:
-        batch = self.host.embed(self._chats(items), [{}] * len(items), padding_side="left")
-        return self.host.decode(batch, max_new_tokens=max_new_tokens)
+        return answer_conversations(self.host, self._conversations(items), None, GenerationParams(max_new_tokens))
 
-    @torch.no_grad()
     def cross_entropy(self, items: Sequence[EvalItem], answers: Sequence[Answer]) -> list[float]:
-        batch = self.host.embed(self._chats(items, answers), [{}] * len(items), padding_side="right")
-        logits = self.host(batch, return_logits=True).logits
-        return _row_cross_entropy(logits, batch.labels)
+        return answer_cross_entropy(self.host, self._conversations(items), None, answers)
 
 
 class TextSystem(_ReadingSystem):
@@ -187,21 +169,20 @@ class AzerosSystem(System):
         self.model = model
         self.name = name
 
-    def answer(self, items: Sequence[EvalItem], max_new_tokens: int) -> list[Answer]:
-        audios = [(load_audio(item.audio), SAMPLE_RATE) for item in items]
-        return self.model.generate(audios, [item.instruction for item in items], max_new_tokens=max_new_tokens)
+    def _heard(self, items: Sequence[EvalItem]) -> tuple[list[list[Message]], list[list]]:
+        """The conversations (the model's chat mode, one audio, the instruction after it) and their audio."""
+        conversations = [
+            conversation([PromptTurn("user", item.instruction, (AudioContent(),))], mode=self.model.chat_mode,
+                         encoders=self.model.roles)
+            for item in items
+        ]
+        return conversations, [[load_audio(item.audio)] for item in items]
 
-    @torch.no_grad()
+    def answer(self, items: Sequence[EvalItem], max_new_tokens: int) -> list[Answer]:
+        return answer_conversations(self.model, *self._heard(items), GenerationParams(max_new_tokens))
+
     def cross_entropy(self, items: Sequence[EvalItem], answers: Sequence[Answer]) -> list[float]:
-        batch = self.model.prepare(
-            [self.model.conversation(item.instruction) for item in items],
-            [[load_audio(item.audio)] for item in items],
-            [answer.text for answer in answers],
-            [answer.finish_reason == "stop" for answer in answers],
-            padding_side="right",
-        )
-        logits = self.model(batch, return_logits=True).logits
-        return _row_cross_entropy(logits, batch.labels)
+        return answer_cross_entropy(self.model, *self._heard(items), answers)
 
 
 def text_host(llm: str = DEFAULT_LLM, *, chat_mode: str = "sift_s", device: str = "cpu") -> SpeechLLM:
@@ -210,7 +191,7 @@ def text_host(llm: str = DEFAULT_LLM, *, chat_mode: str = "sift_s", device: str 
     Its encoder (Whisper tiny.en through CTranslate2, cheap to load) and random projector are never used.
     """
     config = SpeechLLMConfig(llm, [EncoderSpec("whisper-ct2", "semantic", {"path": WHISPER})], chat_mode=chat_mode)
-    return SpeechLLM(config, verbose=False).to(device)
+    return SpeechLLM(config).to(device)
 
 
 def build_system(spec: str, host: SpeechLLM, *, transcriber: WhisperTranscriber | None = None,
@@ -235,7 +216,7 @@ def _trained_system(spec: str, device: str) -> AzerosSystem:
     name, sep, folder = spec.partition("=") if "=" in spec else spec.partition(":")
     if not sep or not folder:
         raise ValueError(f"unknown system {spec!r}; expected text, text-sp, cascade, azeros:FOLDER or NAME=FOLDER")
-    return AzerosSystem(SpeechLLM.from_pretrained(folder, device=device, verbose=False), name)
+    return AzerosSystem(load_model(folder, device=device), name)
 
 
 def build_systems(specs: Sequence[str], *, reference: str = "text", llm: str | None = None,

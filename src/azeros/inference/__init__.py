@@ -1,15 +1,19 @@
-"""Inference layer: the batching Engine, batch answering of manifests, and the chat API it builds on."""
+"""Inference layer: generation, chat sessions that keep their KV cache, streaming, the batching Engine and
+batch answering of manifests. The serving and evaluation layers reach models only through here."""
 
-from azeros.inference.batch import AUDIO_SUFFIXES, InferItem, InferSummary, infer, iter_items
+from azeros.inference.chat import ChatSession, Turn, chat, conversation_of, prompt_length
 from azeros.inference.engine import Engine, EngineFull, EngineRequest
-from azeros.models import Answer, SpeechLLM
-from azeros.models.chat import MODE_SYSTEM, ChatSession, GenerationParams, Turn
+from azeros.inference.generate import answer_batch, answer_conversations, answer_cross_entropy, generate
+from azeros.inference.infer import AUDIO_SUFFIXES, InferItem, InferSummary, infer, iter_items
+from azeros.inference.streaming import stream_chat
+from azeros.llm import Answer, GenerationParams
+from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig, load_model, load_projectors
 
 __all__ = [
     "AUDIO_SUFFIXES",
-    "MODE_SYSTEM",
     "Answer",
     "ChatSession",
+    "EncoderSpec",
     "Engine",
     "EngineFull",
     "EngineRequest",
@@ -17,7 +21,18 @@ __all__ = [
     "InferItem",
     "InferSummary",
     "SpeechLLM",
+    "SpeechLLMConfig",
     "Turn",
+    "answer_batch",
+    "answer_conversations",
+    "answer_cross_entropy",
+    "chat",
+    "conversation_of",
+    "generate",
     "infer",
     "iter_items",
+    "load_model",
+    "load_projectors",
+    "prompt_length",
+    "stream_chat",
 ]

@@ -20,8 +20,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from azeros.models import Answer, SpeechLLM
-from azeros.models.chat import MODE_SYSTEM, GenerationParams, Turn, build_conversation, generate_answers
+from azeros.inference.chat import Turn, conversation_of
+from azeros.inference.generate import answer_batch
+from azeros.llm import Answer, GenerationParams
+from azeros.models import SpeechLLM, build_batch, encode_audio
+from azeros.text import MODE_SYSTEM, SystemMessage
 
 __all__ = ["Engine", "EngineFull", "EngineRequest"]
 
@@ -38,7 +41,7 @@ class EngineRequest:
 
     Attributes:
         turns: the conversation, ending with a user turn (audio already decoded to 16 kHz).
-        system: the system message; by default the chat mode's.
+        system: the system message, sent verbatim; :data:`azeros.text.MODE_SYSTEM`: the chat mode's.
         params: generation parameters (requests with equal params share batches).
         on_text: called from the engine's thread with each new piece of the answer (streaming).
         abandoned: set it when nobody waits for the answer any more: generation of it stops at the
@@ -46,7 +49,7 @@ class EngineRequest:
     """
 
     turns: list[Turn]
-    system: str | None = MODE_SYSTEM
+    system: SystemMessage = MODE_SYSTEM
     params: GenerationParams = field(default_factory=GenerationParams)
     on_text: Callable[[str], None] | None = None
     abandoned: threading.Event = field(default_factory=threading.Event)
@@ -160,10 +163,9 @@ class Engine:
         """
         streamed = [False] * len(jobs)
         try:
-            conversations = [build_conversation(self.model, job.request.turns, job.request.system) for job in jobs]
-            batch = self.model.prepare(
-                [messages for messages, _ in conversations], [waves for _, waves in conversations], padding_side="left"
-            )
+            conversations = [conversation_of(self.model, job.request.turns, job.request.system) for job in jobs]
+            audio = encode_audio(self.model, [waves for _, waves in conversations])
+            batch = build_batch(self.model, [messages for messages, _ in conversations], audio, padding_side="left")
             callbacks = [job.request.on_text for job in jobs]
 
             def on_text(row: int, piece: str) -> None:
@@ -177,7 +179,7 @@ class Engine:
                     callbacks[row] = None
 
             abandoned = [job.request.abandoned for job in jobs]
-            answers = generate_answers(
+            answers = answer_batch(
                 self.model, batch, params, on_text=on_text, stop=lambda: [flag.is_set() for flag in abandoned]
             )
             self.batches_run += 1

@@ -1,5 +1,7 @@
-"""Models layer: frozen encoders, projectors and the SpeechLLM that joins them to a frozen LLM."""
+"""Models layer: frozen encoders, projectors, the SpeechLLM that joins them to a frozen LLM, the one batch
+builder, and model folders."""
 
+from azeros.models.batch import EncodedAudio, build_batch, encode_audio, render
 from azeros.models.encoders import (
     ENCODER_KINDS,
     GE2EEncoder,
@@ -8,30 +10,32 @@ from azeros.models.encoders import (
     WhisperEncoder,
     build_encoder,
 )
-from azeros.models.llm import cache_dir, load_llm, load_tokenizer, resolve_dtype
+from azeros.models.packing import PrefixStates, shared_prefix
 from azeros.models.projector import Projector
-from azeros.models.speech_llm import Answer, EncoderSpec, ForwardOutput, SpeechLLM, SpeechLLMConfig, TokenBatch
-from azeros.models.weights import EMBEDDED_WEIGHTS, embedded_path, resolve_weights
+from azeros.models.saving import load_model, load_projectors, projector_state, save_model
+from azeros.models.speech_llm import EmbeddedBatch, EncoderSpec, ForwardOutput, SpeechLLM, SpeechLLMConfig
 
 __all__ = [
-    "EMBEDDED_WEIGHTS",
     "ENCODER_KINDS",
-    "Answer",
+    "EmbeddedBatch",
+    "EncodedAudio",
     "EncoderSpec",
     "ForwardOutput",
     "GE2EEncoder",
+    "PrefixStates",
     "Projector",
     "SpeechEncoder",
     "SpeechLLM",
     "SpeechLLMConfig",
-    "TokenBatch",
     "WhisperCT2Encoder",
     "WhisperEncoder",
+    "build_batch",
     "build_encoder",
-    "cache_dir",
-    "embedded_path",
-    "load_llm",
-    "load_tokenizer",
-    "resolve_dtype",
-    "resolve_weights",
+    "encode_audio",
+    "load_model",
+    "load_projectors",
+    "projector_state",
+    "render",
+    "save_model",
+    "shared_prefix",
 ]

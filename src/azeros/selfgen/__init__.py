@@ -7,6 +7,7 @@ from typing import Any
 
 from azeros.selfgen.base import Backend, Request, Result, longest_repeat
 from azeros.selfgen.check import ElicitReport, ModeCoverage, SpPick, elicit_report
+from azeros.selfgen.job import TargetsReport, generate_targets
 from azeros.selfgen.runner import GenerateConfig, RunSummary, output_paths, run_generation, shard_of
 
 __all__ = [
@@ -19,8 +20,10 @@ __all__ = [
     "Result",
     "RunSummary",
     "SpPick",
+    "TargetsReport",
     "build_backend",
     "elicit_report",
+    "generate_targets",
     "longest_repeat",
     "output_paths",
     "run_generation",

@@ -45,7 +45,7 @@ class OpenAIBackend:
         repeat_limit: a run of this many identical tokens marks an answer degenerate (when the server
             reports token ids; otherwise only its text is checked for a repeated character run).
         repetition_penalty: sent as ``repetition_penalty`` (vLLM, SGLang and llama.cpp read it as
-            transformers does; see :mod:`azeros.repetition`); ``None`` sends nothing, so the server applies
+            transformers does; see :mod:`azeros.llm.repetition`); ``None`` sends nothing, so the server applies
             its model's own generation config.
     """
 

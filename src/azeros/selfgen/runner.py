@@ -283,7 +283,7 @@ def run_generation(config: GenerateConfig, backend: Backend | None, *, progress:
                 bar.set_postfix_str(f"{run.summary.generated_tokens / elapsed:.0f} tok/s", refresh=False)
             bar.close()
             summary = run.close(time.perf_counter() - start)
-            print(summary.line())
+            logger.info("%s", summary.line())
             if not summary.complete:
                 raise RuntimeError(f"{summary.line()}: ids were lost; rerun to finish them")
             summaries.append(summary)

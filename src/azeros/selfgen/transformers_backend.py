@@ -23,9 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from azeros.hub import load_tokenizer, local_folder, resolve_dtype
-from azeros.kv_cache import GrowingCache, cache_keyword
-from azeros.repetition import default_repetition_penalty, penalize_seen, seen_mask
+from azeros.llm import GrowingCache, cache_keyword, default_repetition_penalty, load_llm, penalize_seen, seen_mask
 from azeros.selfgen.base import Request, Result
 from azeros.text import PromptRenderer
 
@@ -67,7 +65,7 @@ class TransformersBackend:
         repeat_limit: an answer with this many copies of one token back to back is degenerate; it is
             stopped there and reported.
         repetition_penalty: rescales the logits of tokens already seen (prompt and answer; see
-            :mod:`azeros.repetition`); ``None`` takes the LLM's own generation config.
+            :mod:`azeros.llm.repetition`); ``None`` takes the LLM's own generation config.
         llm: an already loaded model (tests); ``tokenizer`` must come with it.
         tokenizer: its tokenizer.
     """
@@ -87,14 +85,11 @@ class TransformersBackend:
         tokenizer: Any = None,
     ) -> None:
         import torch
-        from transformers import AutoModelForCausalLM
 
         self.torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if llm is None:
-            folder = local_folder(model)
-            tokenizer = load_tokenizer(folder)
-            llm = AutoModelForCausalLM.from_pretrained(folder, dtype=resolve_dtype(dtype, self.device))
+            llm, tokenizer = load_llm(model, dtype, self.device)
         self.llm = llm.to(self.device).eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.renderer = PromptRenderer(tokenizer)

@@ -33,7 +33,7 @@ class VLLMBackend:
         chunk_size: requests handed to the engine per call (results are written after each call).
         repeat_limit: a run of this many identical tokens marks an answer degenerate.
         repetition_penalty: rescales the logits of tokens already seen (vLLM's meaning, the same as
-            transformers'; see :mod:`azeros.repetition`). :meth:`from_model` defaults it to the LLM's own
+            transformers'; see :mod:`azeros.llm.repetition`). :meth:`from_model` defaults it to the LLM's own
             generation config.
     """
 
@@ -78,8 +78,7 @@ class VLLMBackend:
             from vllm import LLM, SamplingParams
         except ImportError as error:
             raise ImportError("the vllm backend needs vLLM: pip install vllm (on a machine with a GPU)") from error
-        from azeros.hub import load_tokenizer, local_folder
-        from azeros.repetition import default_repetition_penalty
+        from azeros.llm import default_repetition_penalty, load_tokenizer, local_folder
 
         folder = local_folder(model)
         own = {key: kwargs.pop(key) for key in ("max_new_tokens", "chunk_size", "repeat_limit") if key in kwargs}

@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from azeros.inference import Engine, SpeechLLM
+from azeros.inference import Engine, SpeechLLM, load_model
 from azeros.serve.protocol import ChatCompletionRequest, ModelCard, ModelList
 from azeros.serve.serving import RequestError, ServingChat, ServingLimits
 from azeros.serve.speech import Speaker
@@ -216,7 +216,7 @@ def run_server(model_folder: str | Path, config: ServerConfig, device: str = "cp
 
     folder = Path(model_folder)
     config.model_name = config.model_name or folder.resolve().name
-    app = load_server(SpeechLLM.from_pretrained(folder, device=device), config)
+    app = load_server(load_model(folder, device=device), config)
     if config.host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
         logger.warning("serving on %s without an API key: anyone who reaches this address can use it", config.host)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")

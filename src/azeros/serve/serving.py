@@ -18,8 +18,7 @@ from typing import TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from azeros.audio import AudioError, AudioLimits, load_audio
-from azeros.inference import MODE_SYSTEM, Answer, Engine, EngineFull, EngineRequest, Turn
-from azeros.models.chat import build_conversation
+from azeros.inference import Answer, Engine, EngineFull, EngineRequest, Turn, prompt_length
 from azeros.serve.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -34,6 +33,7 @@ from azeros.serve.protocol import (
     completion_id,
 )
 from azeros.serve.speech import Speaker, SpeechError
+from azeros.text import MODE_SYSTEM, SystemMessage
 
 __all__ = ["RequestError", "ServingChat", "ServingLimits"]
 
@@ -115,8 +115,9 @@ class ServingChat:
         """Run ``function`` in the bounded pool of decoding threads."""
         return await asyncio.get_running_loop().run_in_executor(self._workers, partial(function, *args, **kwargs))
 
-    async def _turns(self, request: ChatCompletionRequest) -> tuple[list[Turn], str | None]:
-        """The conversation with its audio decoded, and the system message (the chat mode's if none)."""
+    async def _turns(self, request: ChatCompletionRequest) -> tuple[list[Turn], SystemMessage]:
+        """The conversation with its audio decoded, and the system message: the request's, verbatim, or the
+        chat mode's when it has none."""
         system_texts = [m.text for m in request.messages if m.role in ("system", "developer")]
         turns = []
         for i, message in enumerate(request.messages):
@@ -147,7 +148,7 @@ class ServingChat:
             raise RequestError(400, "spoken replies are off; start the server with --speak", param="modalities")
         turns, system = await self._turns(request)
         params = request.to_params(self.limits.default_max_tokens, self.limits.max_tokens_limit)
-        prompt = await self._in_workers(self._prompt_length, turns, system)
+        prompt = await self._in_workers(prompt_length, self.engine.model, turns, system)
         if self.prompt_limit is not None and prompt > self.prompt_limit[0]:
             limit, why = self.prompt_limit
             raise RequestError(
@@ -157,11 +158,6 @@ class ServingChat:
         if self.context is not None:  # the answer is cut where the context ends (finish_reason "length")
             params = replace(params, max_new_tokens=min(params.max_new_tokens, self.context - prompt))
         return EngineRequest(turns, system, params)
-
-    def _prompt_length(self, turns: list[Turn], system: str | None) -> int:
-        """LLM positions the conversation takes: text tokens and each audio's frames."""
-        messages, waves = build_conversation(self.engine.model, turns, system)
-        return len(self.engine.model.render(messages, [len(w) for w in waves]).input_ids)
 
     def _submit(self, engine_request: EngineRequest) -> asyncio.Future[Answer]:
         """Queue a request; cancelling the returned future drops it, or stops its generation if running."""

@@ -1,4 +1,5 @@
-"""Text layer: normalization, speaker labels, the seven modes and the one prompt policy (no torch)."""
+"""Text layer: normalization, speaker labels, the seven modes, the one prompt policy and the one conversation
+builder (no torch)."""
 
 from azeros.text.labels import (
     AGE_GROUPS,
@@ -26,8 +27,16 @@ from azeros.text.prompt import (
     meta_text,
     oracle_parts,
     oracle_text,
-    target_messages,
     user_message,
+)
+from azeros.text.conversation import (
+    MODE_SYSTEM,
+    AudioContent,
+    PromptTurn,
+    SystemChoice,
+    SystemMessage,
+    conversation,
+    target_messages,
 )
 
 __all__ = [
@@ -38,14 +47,20 @@ __all__ = [
     "INSTRUCTIONS",
     "META_KEYS",
     "MODES",
+    "MODE_SYSTEM",
     "SYSTEM_MESSAGE",
+    "AudioContent",
     "AudioSlot",
     "AudioSpan",
     "Message",
     "Mode",
     "PromptRenderer",
+    "PromptTurn",
     "RenderedChat",
+    "SystemChoice",
+    "SystemMessage",
     "age_group",
+    "conversation",
     "get_mode",
     "heard_parts",
     "instruction_for",

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from azeros.text.labels import META_KEYS
-from azeros.text.modes import Mode, instruction_for
 
 __all__ = [
     "IGNORE_INDEX",
@@ -53,14 +52,12 @@ __all__ = [
     "meta_text",
     "oracle_parts",
     "oracle_text",
-    "target_messages",
     "user_message",
 ]
 
 IGNORE_INDEX = -100  # label of every position that is not supervised
 
 EncoderRole = Literal["semantic", "paralinguistic"]
-SLOT_OF_ROLE = {"paralinguistic": "meta", "semantic": "text"}
 
 
 @dataclass(frozen=True)
@@ -218,44 +215,6 @@ def user_message(parts: Sequence[Part], text: str | None = None) -> Message:
     return Message("user", (*parts, f" {text}") if parts else (text,))
 
 
-def target_messages(
-    mode: Mode,
-    transcript: str,
-    meta: Mapping[str, str] | None,
-    *,
-    language: str | None = None,
-    key: str = "",
-    system: str | None | Literal["mode"] = "mode",
-    instruction: str | None = None,
-    encoders: Sequence[EncoderRole] | None = None,
-) -> list[Message]:
-    """The conversation a mode shows the frozen LLM for one utterance (without the answer).
-
-    Args:
-        mode: the generation mode.
-        transcript: normalized transcript.
-        meta: known speaker labels.
-        language: the utterance's language (picks the instruction's language).
-        key: the cut id; picks TSIT_s's ASR prompt stably.
-        system: the system message; ``"mode"`` takes the mode's. Training passes the stored one.
-        instruction: the instruction; ``None`` takes the mode's. Training passes the stored one.
-        encoders: ``None`` for the oracle as the frozen LLM reads it (target generation); the roles of a
-            model's encoders for the audio slots it hears the utterance in (see :func:`heard_parts`).
-
-    Returns:
-        ``[system?, user]`` messages.
-    """
-    system_text = mode.system_message if system == "mode" else system
-    instruction_text = instruction_for(mode, language, key) if instruction is None else instruction
-    messages = [Message("system", (system_text,))] if system_text else []
-    if encoders is None:
-        parts = oracle_parts(mode.oracle, transcript, meta)
-    else:
-        parts = heard_parts(encoders, mode.oracle, transcript, meta)
-    messages.append(user_message(parts, instruction_text))
-    return messages
-
-
 # The reference's ChatML: a system turn only when one is given (no default), then the turns.
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -317,11 +276,6 @@ class PromptRenderer:
         alone = self._template(user, add_generation_prompt=False)
         between = given.split("\ue003", 1)[-1].split(_ANSWER_SENTINEL, 1)[0]  # end of system, start of user
         return bool(between) and alone.split(_ANSWER_SENTINEL, 1)[0].endswith(between)
-
-    def render_text(self, messages: Sequence[Message]) -> str:
-        """The prompt as one string with oracle text in every slot (for text-only generation servers)."""
-        chat = [{"role": m.role, "content": m.oracle_content()} for m in messages]
-        return self._template(chat, add_generation_prompt=True)
 
     def render(
         self,

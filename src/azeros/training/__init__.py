@@ -3,9 +3,9 @@
 from azeros.training.averaging import ProjectorAverage
 from azeros.training.cache import EncoderCache
 from azeros.training.checkpoint import Checkpoint, latest_checkpoint
-from azeros.training.data import conversation_for, make_batch, training_cuts, training_sampler
+from azeros.training.data import make_batch, training_cuts, training_sampler
 from azeros.training.logs import TrainLog, plot_curves
-from azeros.training.loop import build_model, evaluate, fill_cache, train, trained_model
+from azeros.training.loop import build_model, evaluate, fill_cache, model_folder, train, trained_model
 from azeros.training.recipe import TrainRecipe, load_recipe
 from azeros.training.schedule import lr_at
 
@@ -16,13 +16,13 @@ __all__ = [
     "TrainLog",
     "TrainRecipe",
     "build_model",
-    "conversation_for",
     "evaluate",
     "fill_cache",
     "latest_checkpoint",
     "load_recipe",
     "lr_at",
     "make_batch",
+    "model_folder",
     "plot_curves",
     "train",
     "training_cuts",

@@ -11,8 +11,8 @@ audio changed under the same id is caught too.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-import sys
 from pathlib import Path
 
 import torch
@@ -22,6 +22,8 @@ from safetensors.torch import save_file
 from azeros.models import SpeechEncoder
 
 __all__ = ["EncoderCache"]
+
+logger = logging.getLogger(__name__)
 
 
 class EncoderCache:
@@ -50,10 +52,9 @@ class EncoderCache:
         if meta_file.is_file():
             stored = json.loads(meta_file.read_text())
             if stored.get("fingerprint") != self.fingerprint:
-                print(
-                    f"encoder cache {self.folder} is stale (built by {stored.get('encoder')}, "
-                    f"fingerprint {stored.get('fingerprint')}; now {self.fingerprint}): rebuilding it",
-                    file=sys.stderr,
+                logger.warning(
+                    "encoder cache %s is stale (built by %s, fingerprint %s; now %s): rebuilding it",
+                    self.folder, stored.get("encoder"), stored.get("fingerprint"), self.fingerprint,
                 )
                 shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,9 @@
 * :func:`training_cuts`: every manifest repeated endlessly and multiplexed by ``weight x hours``.
 * :func:`training_sampler`: lhotse's DynamicBucketingSampler over that mix (duration buckets; its
   ``state_dict`` is what makes a resumed run draw the very batches it would have drawn).
-* :func:`conversation_for`: the exact context a target was generated from, laid out for this model.
-* :func:`make_batch`: render, encode (or read the encoder cache), project and embed a batch.
+* :class:`TrainItem`: a cut with the exact context its target was generated from, laid out for this model.
+* :func:`make_batch`: the items' conversations, encoder frames (from the encoder cache where it can) and
+  answers, through the one batch builder (:func:`azeros.models.build_batch`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from lhotse.cut import Cut
 from lhotse.dataset import DynamicBucketingSampler
 
 from azeros.audio import SAMPLE_RATE, AudioError
-from azeros.data import ANY_DURATION, Target, cut_audio, read_cuts, target_conversation, target_of
-from azeros.models import SpeechLLM, TokenBatch
-from azeros.models.encoders import pad_frames
+from azeros.data import ANY_DURATION, cut_audio, read_cuts, target_conversation, target_of
+from azeros.models import EmbeddedBatch, EncodedAudio, SpeechLLM, build_batch, render
 from azeros.text import IGNORE_INDEX, LabelError, Message, RenderedChat
 from azeros.training.cache import EncoderCache
 from azeros.training.recipe import DataSection
@@ -34,7 +34,6 @@ from azeros.training.recipe import DataSection
 __all__ = [
     "TrainItem",
     "at_model_rate",
-    "conversation_for",
     "load_items",
     "make_batch",
     "manifest_cuts",
@@ -116,29 +115,14 @@ def training_sampler(cuts: CutSet, data: DataSection, seed: int, world_size: int
     )
 
 
-def conversation_for(cut: Cut, roles: Sequence[str]) -> tuple[list[Message], Target]:
-    """The conversation a cut's target was generated from, with this model's audio slots.
-
-    The audio slots are the ones this model hears every utterance in (:func:`azeros.text.heard_parts`);
-    everything else is the generation context, unchanged.
-
-    Args:
-        cut: a generated cut.
-        roles: the model's encoder roles.
-
-    Returns:
-        ``(messages, target)``.
-    """
-    return target_conversation(cut, encoders=roles)
-
-
 @dataclass
 class TrainItem:
     """One utterance of a batch: its (maybe perturbed) 16 kHz cut and the conversation to supervise.
 
     Attributes:
         cut: the cut, resampled to 16 kHz and possibly speed-perturbed.
-        messages: the context the target was generated from.
+        messages: the context the target was generated from, with the audio slots this model hears every
+            utterance in (:func:`azeros.text.heard_parts`).
         answer: the target response.
         finished: whether the target ended by itself (only then is the end-of-turn token supervised).
         cacheable: the audio is unaugmented, so its encoder output may come from the cache.
@@ -154,7 +138,7 @@ class TrainItem:
 
     @classmethod
     def from_cut(cls, cut: Cut, roles: Sequence[str], speed: float = 1.0) -> TrainItem:
-        messages, target = conversation_for(cut, roles)
+        messages, target = target_conversation(cut, encoders=roles)
         cut = at_model_rate(cut)
         if speed != 1.0:
             cut = cut.perturb_speed(speed)
@@ -221,33 +205,31 @@ def load_items(
     return items
 
 
-def _encoder_frames(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache]) -> dict:
-    """``{role: (frames [b, t, d], lengths [b])}``: cached frames where allowed, the encoder elsewhere."""
-    out = {}
+def _encoded_audio(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache]) -> EncodedAudio:
+    """The items' encoder frames: cached frames where allowed, the encoder elsewhere (each item has one audio)."""
+    rows: list[dict[str, torch.Tensor]] = [{} for _ in items]  # per item, {role: frames [t, d]}
     for role in model.roles:
         cache = caches.get(role)
-        rows: list[torch.Tensor | None] = [None] * len(items)
         to_encode = []
         for i, item in enumerate(items):
             if cache is not None and item.cacheable and item.cut.id in cache:
-                rows[i] = cache.get(item.cut.id, item.num_samples)
+                rows[i][role] = cache.get(item.cut.id, item.num_samples)
             else:
                 to_encode.append(i)
         if to_encode:
             frames, lengths = model.encoders[role]([items[i].wave for i in to_encode])  # [m, t, d]
             for row, i in enumerate(to_encode):
-                rows[i] = frames[row, : int(lengths[row])]
+                rows[i][role] = frames[row, : int(lengths[row])]
                 if cache is not None and items[i].cacheable:
-                    cache.put(items[i].cut.id, rows[i])
-        out[role] = pad_frames(rows)
-    return out
+                    cache.put(items[i].cut.id, rows[i][role])
+    return EncodedAudio.from_rows([[item.num_samples] for item in items], rows)
 
 
 def make_batch(
     model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache],
     chats: Sequence[RenderedChat] | None = None,
-) -> TokenBatch:
-    """Render, encode, project and embed a training batch (right-padded, with labels).
+) -> EmbeddedBatch:
+    """A training batch (right-padded, with labels) through the one batch builder.
 
     Args:
         model: the SpeechLLM.
@@ -259,9 +241,7 @@ def make_batch(
         The batch with projected audio scattered into each conversation's audio positions.
     """
     chats = chats or [render_item(model, item) for item in items]
-    projected = model.project(_encoder_frames(model, items, caches))  # {role: [positions_i, H]}
-    audio = [{(0, role): projected[role][i] for role in model.roles} for i in range(len(items))]
-    return model.embed(chats, audio)
+    return build_batch(model, [item.messages for item in items], _encoded_audio(model, items, caches), chats=chats)
 
 
 def render_item(model: SpeechLLM, item: TrainItem) -> RenderedChat:
@@ -277,12 +257,12 @@ def render_item(model: SpeechLLM, item: TrainItem) -> RenderedChat:
             "this LLM's chat template adds a default system prompt; set the model's chat_template (e.g. "
             "`chat_template: chatml`) so training shows the context the target came from"
         )
-    return model.render(item.messages, [item.num_samples], item.answer, item.finished)
+    return render(model, item.messages, [item.num_samples], item.answer, item.finished)
 
 
 def token_batches(
     model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache], max_tokens: int | None
-) -> list[TokenBatch]:
+) -> list[EmbeddedBatch]:
     """Split a batch into micro-batches of similar length, each at most ``max_tokens`` padded tokens.
 
     Duration buckets keep the audio of a batch alike, but not the answers, which are most of a sequence:
@@ -311,6 +291,6 @@ def token_batches(
     return [make_batch(model, [items[i] for i in g], caches, [chats[i] for i in g]) for g in groups]
 
 
-def supervised_tokens(batch: TokenBatch) -> int:
+def supervised_tokens(batch: EmbeddedBatch) -> int:
     """Next-token targets the loss counts: answer tokens and end-of-turn tokens."""
     return int((batch.labels[:, 1:] != IGNORE_INDEX).sum())

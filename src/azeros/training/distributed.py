@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from azeros.hub import resolve_device
+from azeros.llm import resolve_device
 
 __all__ = ["Distributed"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from azeros.errors import ConfigError, RunFolderError
-from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig
+from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig, load_projectors, projector_state, save_model
 from azeros.training.align import align_before_training
 from azeros.training.averaging import ProjectorAverage
 from azeros.training.cache import EncoderCache
@@ -36,11 +35,11 @@ from azeros.training.data import (
 )
 from azeros.training.distributed import Distributed
 from azeros.training.logs import TrainLog, plot_curves
-from azeros.training.recipe import ModelSection, TrainRecipe
+from azeros.training.recipe import ModelSection, TrainRecipe, load_recipe
 from azeros.training.run_folder import check_run_folder, start_run_folder
 from azeros.training.schedule import lr_at
 
-__all__ = ["build_model", "evaluate", "fill_cache", "open_caches", "train", "trained_model"]
+__all__ = ["build_model", "evaluate", "fill_cache", "model_folder", "open_caches", "train", "trained_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
         projector_compress=section.projector_compress, dtype=section.dtype,
         chat_mode=section.chat_mode, chat_template=section.chat_template,
     )
-    model = SpeechLLM(config, verbose=verbose)
+    model = SpeechLLM(config)
     torch.manual_seed(seed)
     for projector in model.projectors.values():
         projector.linear1.reset_parameters()
@@ -70,21 +69,26 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
             torch.nn.init.normal_(projector.blank, 0.0, 0.02)
     if section.init_roles:
         try:
-            loaded = model.load_projectors(section.init_from, roles=section.init_roles)
+            loaded = load_projectors(model, section.init_from, roles=section.init_roles)
         except (FileNotFoundError, ValueError) as error:
             raise ConfigError(
                 f"cannot start: model.init_from must hold the complete {'/'.join(section.init_roles)} projector "
                 f"(e.g. the `final` folder of a finished stage-1 run), but {error}"
             ) from None
         if verbose:
-            print(f"loaded {len(loaded)} tensors from {section.init_from}: {', '.join(loaded)}", file=sys.stderr)
+            logger.info("loaded %d tensors from %s: %s", len(loaded), section.init_from, ", ".join(loaded))
     for role, projector in model.projectors.items():
         projector.requires_grad_(role in section.train_roles)
     if verbose:
         frozen = [r for r in model.roles if r not in section.train_roles]
-        print(f"training the {', '.join(section.train_roles)} projector(s); frozen: {', '.join(frozen) or 'none'}",
-              file=sys.stderr)
+        logger.info("training the %s projector(s); frozen: %s", ", ".join(section.train_roles), ", ".join(frozen) or "none")
     return model
+
+
+def _sharded(recipe: TrainRecipe, dist: Distributed) -> bool:
+    """Whether the frozen LLM is sharded over processes, which then run every pass in lockstep: no pass may
+    start after a shared prefix (its states, computed on first sight, would put the processes out of step)."""
+    return recipe.run.shard_llm and dist.world_size > 1
 
 
 def open_caches(recipe: TrainRecipe, model: SpeechLLM, writer_tag: str = "0") -> dict[str, EncoderCache]:
@@ -120,7 +124,7 @@ def evaluate(model: SpeechLLM, recipe: TrainRecipe, caches: dict[str, EncoderCac
                 continue
             batch = make_batch(model, items, caches)
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                result = model(batch)
+                result = model(batch, reuse_prefix=not _sharded(recipe, dist))
             if counted:
                 totals += torch.tensor([result.loss.item() * result.tokens, result.correct, result.tokens], dtype=torch.float64)
     dist.sum(totals)
@@ -167,7 +171,7 @@ def _export_average(model: SpeechLLM, average: ProjectorAverage, trainable: dict
     """Save the averaged weights as a model folder mid-run; the live weights are put back bit for bit."""
     live = {name: p.detach().clone() for name, p in trainable.items()}
     average.copy_to(trainable)
-    model.save_pretrained(folder)
+    save_model(model, folder)
     with torch.no_grad():
         for name, p in trainable.items():
             p.copy_(live[name])
@@ -194,7 +198,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
         force_resume: resume even though the recipe changed beyond what a resume may change.
 
     Returns:
-        The exported model folder, ``{output_dir}/final`` (load it with ``SpeechLLM.from_pretrained``).
+        The exported model folder, ``{output_dir}/final`` (load it with :func:`azeros.models.load_model`).
 
     Raises:
         FileNotFoundError: when a manifest is missing (before any model loads).
@@ -213,12 +217,11 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     # ---- model: frozen LLM and encoders, projectors (stage 2: the stage-1 projector must load) ----
     model = build_model(recipe.model, recipe.seed, verbose=dist.main).to(dist.device)
     model.train()  # projectors only: SpeechLLM keeps the frozen LLM and encoders in eval mode
-    sharded = recipe.run.shard_llm and dist.world_size > 1
+    sharded = _sharded(recipe, dist)
     if sharded:
-        model.reuse_prefix = False  # prefix states computed on first sight would put the processes out of lockstep
         layers = dist.shard_decoder_layers(model.llm)
         if dist.main:
-            print(f"FSDP: {layers} decoder layers of the frozen LLM sharded over {dist.world_size} processes", file=sys.stderr)
+            logger.info("FSDP: %d decoder layers of the frozen LLM sharded over %d processes", layers, dist.world_size)
     trainable = {name: p for name, p in model.projectors.named_parameters() if p.requires_grad}
     dist.broadcast(trainable.values())
     caches = open_caches(recipe, model, writer_tag=str(dist.rank))
@@ -240,7 +243,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     cuts, shares = training_cuts(recipe.data, recipe.seed)
     if dist.main:
         mix = ", ".join(f"{Path(m.manifest).name} {s:.1%}" for m, s in zip(recipe.data.train, shares, strict=True))
-        print(f"mix: {mix}", file=sys.stderr)
+        logger.info("mix: %s", mix)
     sampler = training_sampler(cuts, recipe.data, recipe.seed, dist.world_size, dist.rank)
 
     # ---- resume: weights, optimizer, average, sampler position, RNGs ----
@@ -250,14 +253,14 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
         raise RunFolderError(f"--resume: no checkpoint under {out / 'checkpoints'}")
     if checkpoint is not None:
         state = checkpoint.state()
-        model.load_projectors(checkpoint.projectors())
+        load_projectors(model, checkpoint.projectors())
         optimizer.load_state_dict(state["optimizer"])
         average.load_state_dict(checkpoint.average())
         sampler.load_state_dict(state["sampler"])  # lhotse fast-forwards to the next unseen batch
         set_rng_state(state["rng"])
         step = state["step"]
         if dist.main:
-            print(f"resumed from {checkpoint.folder} at step {step}", file=sys.stderr)
+            logger.info("resumed from %s at step %d", checkpoint.folder, step)
     batches = iter(sampler)
     if dist.main:  # the folder is claimed once the run can start: a run that failed to start leaves no trace
         start_run_folder(recipe, overwrite)
@@ -267,7 +270,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     for record in aligned:
         log.write("align", record.pop("step"), record)
     if aligned and dist.main and recipe.run.export_every:  # the learning curve's first point: aligned only
-        model.save_pretrained(out / "exports" / "step-0")
+        save_model(model, out / "exports" / "step-0")
     progress = tqdm(total=recipe.run.max_steps, initial=step, disable=not (dist.main and recipe.run.progress), dynamic_ncols=True)
     window = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, tokens, samples since the last log line
     window_start = time.perf_counter()
@@ -298,7 +301,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
             if sharded and not batch.inputs_embeds.requires_grad:
                 batch.inputs_embeds.requires_grad_(True)  # the backward must pass every sharded layer everywhere
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                result = model(batch)  # token-mean CE over this micro-batch's answers
+                result = model(batch, reuse_prefix=not sharded)  # token-mean CE over this micro-batch's answers
             if result.loss.requires_grad:  # stage 2: sp items without known labels fill no paralinguistic slot
                 (result.loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
             if index < real:
@@ -353,21 +356,21 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
                 cache.flush()
             if dist.main:
                 state = {"step": step, "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(), "rng": rng_state()}
-                Checkpoint.save(out / "checkpoints", step, model.projector_state(), average.state_dict(), state,
+                Checkpoint.save(out / "checkpoints", step, projector_state(model), average.state_dict(), state,
                                 keep=recipe.run.keep_checkpoints)
             dist.barrier()
         if dist.main and recipe.run.export_every and step % recipe.run.export_every == 0 and step < recipe.run.max_steps:
             _export_average(model, average, trainable, out / "exports" / f"step-{step}")
     progress.close()
 
-    # ---- export: averaged projector weights in a folder SpeechLLM.from_pretrained loads ----
+    # ---- export: averaged projector weights in a folder azeros.models.load_model loads ----
     final = out / "final"
     if dist.main:
         average.copy_to(trainable)
-        model.save_pretrained(final)
+        save_model(model, final)
         log.close()
         plot_curves(out / "log.jsonl", out / "curves.png")
-        print(f"exported {final}; curves in {out / 'curves.png'}", file=sys.stderr)
+        logger.info("exported %s; curves in %s", final, out / "curves.png")
     dist.barrier()
     dist.close()
     return final
@@ -385,3 +388,10 @@ def trained_model(recipe: TrainRecipe) -> Path:
         return final
     resume = latest_checkpoint(Path(recipe.output_dir) / "checkpoints") is not None
     return train(recipe, resume=resume, overwrite=not resume)
+
+
+def model_folder(source: str | Path) -> Path:
+    """A model folder as given, or a recipe's (``.yaml``) exported ``final`` folder, trained first when missing."""
+    if not str(source).endswith((".yaml", ".yml")):
+        return Path(source)
+    return trained_model(load_recipe(source))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from azeros.llm import resolve_weights
 from azeros.models.encoders.base import SpeechEncoder, pad_frames
 from azeros.models.encoders.ge2e import GE2EEncoder
 from azeros.models.encoders.whisper import WhisperEncoder
 from azeros.models.encoders.whisper_ct2 import WhisperCT2Encoder
 from azeros.models.encoders.zipformer import ZipformerEncoder
-from azeros.models.weights import resolve_weights
 
 __all__ = [
     "ENCODER_KINDS",

@@ -1,0 +1,73 @@
+"""``azeros infer`` and ``azeros chat`` on the tiny model folder."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import soundfile as sf
+from lhotse import CutSet, Recording
+
+from azeros.cli import main
+from azeros.inference import ChatSession, GenerationParams, generate
+
+MAX = 12
+
+
+def test_infer_records_every_item_once_and_resumes(model_folder, model, wavs, tmp_path, capsys):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wav file")
+    cuts = CutSet.from_cuts([Recording.from_file(wavs[2], recording_id="rec2").to_cut()])
+    sf.write(tmp_path / "lost.wav", sf.read(wavs[1])[0], sf.info(wavs[1]).samplerate)
+    lost = Recording.from_file(tmp_path / "lost.wav", recording_id="lost")
+    (tmp_path / "lost.wav").unlink()  # the manifest points at a file that is gone
+    manifest = tmp_path / "cuts.jsonl.gz"
+    (cuts + CutSet.from_cuts([lost.to_cut()])).to_file(manifest)
+    inputs = [str(wavs[0]), str(tmp_path / "missing.wav"), str(broken), str(manifest), str(wavs[0])]
+    out = tmp_path / "out.jsonl"
+
+    assert main(["infer", str(model_folder), *inputs, "-o", str(out), "--batch-size", "2", "--no-progress",
+                 "--max-new-tokens", str(MAX)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary == {"total": 6, "answered": 2, "failed": 4, "skipped": 0}
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 6 and len({r["id"] for r in records}) == 5  # the duplicate is recorded as such
+    by_id = {r["id"]: r for r in records if "response" in r}
+    expected = generate(model, [str(wavs[0]), str(wavs[2])], params=GenerationParams(max_new_tokens=MAX))
+    assert by_id[str(wavs[0])]["response"] == expected[0].text
+    assert by_id[cuts[0].id]["response"] == expected[1].text
+    errors = {r["id"]: r["error"] for r in records if "error" in r}
+    assert errors[str(tmp_path / "missing.wav")] == "file not found"
+    assert "unreadable audio" in errors[str(broken)]
+    assert errors[lost.to_cut().id].endswith("lost.wav: file not found")
+    assert "duplicate id" in errors[str(wavs[0])]
+
+    assert main(["infer", str(model_folder), *inputs[:2], "-o", str(out), "--max-new-tokens", str(MAX)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] == 2
+    assert len(out.read_text().splitlines()) == 6  # nothing written twice
+
+
+def test_infer_fails_each_unreadable_manifest_line_by_file_and_number(model_folder, wavs, tmp_path, capsys):
+    good = json.dumps(Recording.from_file(wavs[0], recording_id="good").to_cut().to_dict())
+    manifest = tmp_path / "bad.jsonl"
+    manifest.write_text("\n".join([good, "{not json", '{"hello": 1}', good.replace("good", "good2"), good[:40]]))
+    out = tmp_path / "out.jsonl"
+    assert main(["infer", str(model_folder), str(manifest), "-o", str(out), "--no-progress",
+                 "--max-new-tokens", str(MAX)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "total": 5, "answered": 2, "failed": 3, "skipped": 0}
+    errors = {r["id"]: r["error"] for r in map(json.loads, out.read_text().splitlines()) if "error" in r}
+    assert errors.keys() == {"bad.jsonl:2", "bad.jsonl:3", "bad.jsonl:5"}
+    assert errors["bad.jsonl:2"].startswith(f"{manifest}:2: not valid JSON")
+    assert errors["bad.jsonl:3"].startswith(f"{manifest}:3: not a Lhotse cut")
+    assert errors["bad.jsonl:5"].startswith(f"{manifest}:5: torn last line")
+
+
+def test_chat_streams_answers_turn_after_turn(model_folder, model, wavs, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{wavs[1]} and this one?\n/quit\n"))
+    assert main(["chat", str(model_folder), "--audio", str(wavs[0]), "--max-new-tokens", str(MAX)]) == 0
+    session = ChatSession(model)
+    first = session.ask(str(wavs[0]), params=GenerationParams(max_new_tokens=MAX))
+    second = session.ask(str(wavs[1]), "and this one?", GenerationParams(max_new_tokens=MAX))
+    out = capsys.readouterr().out
+    assert f"azeros> {first.text}" in out and f"azeros> {second.text}" in out

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from azeros.audio.synth import synthesize
-from azeros.data.corpus import Utterance, plan_corpus, real_recordings_manifest
+from azeros.data.corpus import PlannedUtterance, plan_corpus, real_recordings_manifest
 from azeros.eval import build_systems, run_benchmark
 from azeros.eval.metrics import parse_choice
 from azeros.eval.tasks import RealChecksTask, SpokenQATask
@@ -58,16 +58,16 @@ def _title(text: str) -> None:
     print(f"\n{'=' * 100}\n{text}\n{'=' * 100}", flush=True)
 
 
-def held_out(count: int) -> list[Utterance]:
+def held_out(count: int) -> list[PlannedUtterance]:
     """Test-split utterances of the shipped model's corpus: texts and voices never used in training."""
     return [u for u in plan_corpus(2000, seed=0) if u.split == "test"][:count]
 
 
-def _waves(utterances: list[Utterance]) -> list[tuple]:
+def _waves(utterances: list[PlannedUtterance]) -> list[tuple]:
     return [(synthesize(u.text, u.setting), 16000) for u in utterances]
 
 
-def show_answers(model: SpeechLLM, utterances: list[Utterance], max_new_tokens: int = 64) -> None:
+def show_answers(model: SpeechLLM, utterances: list[PlannedUtterance], max_new_tokens: int = 64) -> None:
     """Speech answer and text answer side by side for held-out spoken prompts."""
     params = GenerationParams(max_new_tokens=max_new_tokens)
     spoken = generate(model, _waves(utterances), params=params)
@@ -79,7 +79,7 @@ def show_answers(model: SpeechLLM, utterances: list[Utterance], max_new_tokens: 
         print(f"  text-LLM   : {text.text.strip()}")
 
 
-def label_accuracy(model: SpeechLLM, utterances: list[Utterance], question: str, options: list[str],
+def label_accuracy(model: SpeechLLM, utterances: list[PlannedUtterance], question: str, options: list[str],
                    truth: list[str], *, read_labels: bool = False) -> float:
     """Share of answers that name the right option (an answer naming none counts as wrong).
 

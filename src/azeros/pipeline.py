@@ -133,7 +133,7 @@ def _mode_names(modes: list[str]) -> list[str]:
 
 
 @dataclass
-class _Built:
+class _Stages:
     """What a pipeline run leaves under its output folder."""
 
     out: Path
@@ -144,7 +144,7 @@ class _Built:
     stage2: Path
 
 
-def _build(tree: dict[str, Any]) -> _Built:
+def _run_stages(tree: dict[str, Any]) -> _Stages:
     """Run (or continue) corpus, check, targets, stage 1 and stage 2 of a loaded pipeline recipe."""
     out = Path(tree["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +192,7 @@ def _build(tree: dict[str, Any]) -> _Built:
         [{"manifest": _manifest(out, "train", mode)} for mode in modes],
         [_manifest(out, "dev", mode) for mode in modes],
     )
-    return _Built(out, datasets, sp_modes, list(stage1_weights), stage1_model, _train_once(stage2))
+    return _Stages(out, datasets, sp_modes, list(stage1_weights), stage1_model, _train_once(stage2))
 
 
 def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
@@ -200,13 +200,13 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
 
     Args:
         recipe: the pipeline YAML (see ``recipes/mini.yaml``).
-        overrides: dotted ``key=value`` assignments, e.g. ``corpus.num=60 stage1.run.max_steps=20``.
+        overrides: dotted ``key=value`` assignments, e.g. ``corpus.num_utterances=60 stage1.run.max_steps=20``.
 
     Returns:
         The exported model folder.
     """
     tree = _load_tree(recipe, overrides)
-    built = _build(tree)
+    built = _run_stages(tree)
     export_to = Path(tree["export_to"]) if tree.get("export_to") else None
     return _export(built.out, built.stage2, export_to, built.sp_modes, bool(tree.get("export_force")))
 
@@ -224,7 +224,7 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
         model folders (the pipeline's own stage 1 is listed apart when it is not SIFT_s alone).
     """
     tree = _load_tree(recipe, overrides)
-    built = _build(tree)
+    built = _run_stages(tree)
     out = built.out
 
     _say("ablations: TSIT_s and SIT_s targets for the SIFT_s cuts, then stage 1 on each (and on SIFT_s alone)")

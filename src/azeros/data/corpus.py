@@ -37,7 +37,7 @@ __all__ = [
     "EMOTION_PROSODY",
     "HELD_OUT_ENGINE_VOICES",
     "SPLIT_VOICES",
-    "Utterance",
+    "PlannedUtterance",
     "build_synthetic_corpus",
     "plan_corpus",
     "real_recordings_manifest",
@@ -79,7 +79,7 @@ HELD_OUT_ENGINE_VOICES: list[tuple[str, str, str]] = [
 
 
 @dataclass(frozen=True)
-class Utterance:
+class PlannedUtterance:
     """One planned utterance of the corpus: what is said, by whom, how."""
 
     cut_id: str
@@ -100,7 +100,7 @@ def _text_split(text: str) -> str:
     return "test" if bucket == 0 else "dev" if bucket == 1 else "train"
 
 
-def plan_corpus(num_utterances: int, seed: int = 0) -> list[Utterance]:
+def plan_corpus(num_utterances: int, seed: int = 0) -> list[PlannedUtterance]:
     """Decide every utterance (text, voice, labels, prosody) without synthesizing anything.
 
     Args:
@@ -122,11 +122,11 @@ def plan_corpus(num_utterances: int, seed: int = 0) -> list[Utterance]:
         setting = VoiceSetting(
             engine, voice, round(pitch * age_pitch, 3), pitch_range, round(rate * age_rate, 3), volume, accent
         )
-        plan.append(Utterance(f"synth-{split}-{index:05d}", split, text, setting, age, emotion))
+        plan.append(PlannedUtterance(f"synth-{split}-{index:05d}", split, text, setting, age, emotion))
     return plan
 
 
-def _cut(utterance: Utterance, wav: Path) -> MonoCut:
+def _cut(utterance: PlannedUtterance, wav: Path) -> MonoCut:
     recording = Recording.from_file(wav, recording_id=utterance.cut_id)
     supervision = SupervisionSegment(
         id=utterance.cut_id,
@@ -143,7 +143,7 @@ def _cut(utterance: Utterance, wav: Path) -> MonoCut:
     return MonoCut(utterance.cut_id, 0.0, recording.duration, 0, recording=recording, supervisions=[supervision])
 
 
-def _speak(utterance: Utterance, wav: Path) -> MonoCut:
+def _speak(utterance: PlannedUtterance, wav: Path) -> MonoCut:
     if not wav.is_file():  # a rerun only fills in what is missing
         partial = wav.with_suffix(".partial.wav")
         sf.write(partial, synthesize(utterance.text, utterance.setting), SAMPLE_RATE, subtype="PCM_16")

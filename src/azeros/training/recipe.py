@@ -380,7 +380,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         if value in args:
             return value
     elif dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, key)
+        return _typed_section(annotation, value, key)
     elif origin in (list, tuple) and isinstance(value, (list, tuple)):
         if origin is tuple and len(value) != len(args):
             raise ConfigError(f"{key}={value!r}: expected {_type_name(annotation)}")
@@ -408,7 +408,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     raise ConfigError(f"{key}={value!r}: expected {_type_name(annotation)}")
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def _typed_section(cls: type, data: Any, where: str) -> Any:
     """A dataclass from a mapping: unknown keys refused (a typo must not be silently ignored), values typed."""
     if cls is TrainManifest and isinstance(data, str):
         data = {"manifest": data}  # a bare path is a manifest of weight 1
@@ -433,7 +433,7 @@ def parse_recipe(tree: dict[str, Any]) -> TrainRecipe:
     Raises:
         ConfigError: naming the key, the value and the type expected.
     """
-    return _build(TrainRecipe, tree, "")
+    return _typed_section(TrainRecipe, tree, "")
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:

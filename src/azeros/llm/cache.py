@@ -10,6 +10,11 @@ when full.
 It is a ``DynamicCache`` in every other respect (``crop``, ``batch_select_indices``, ``get_seq_length``)
 so ``generate`` and code that edits ``layer.keys`` / ``layer.values`` directly keep working. Models with
 sliding-window layers need transformers' own per-layer types: use ``DynamicCache(config=...)`` for them.
+
+This module leans on transformers' cache internals (``DynamicLayer`` and its ``keys``/``values``/``update``,
+``Cache(layer_class_to_replicate=...)``, the layer types of ``DynamicCache(config=...)``), which are not a
+public API: ``tests/llm/test_transformers_contract.py`` checks them, and ``pyproject.toml`` bounds the
+transformers versions they were checked on.
 """
 
 from __future__ import annotations

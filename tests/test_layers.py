@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md: a module imports only from the layers its own may use, and nothing imports in
+"""The layering of docs/design.md: a module imports only from the layers its own may use, and nothing imports in
 a cycle."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "azeros"
 
-# layer -> every layer its modules may import (DESIGN.md). Listed in full, not inherited through the
+# layer -> every layer its modules may import (docs/design.md). Listed in full, not inherited through the
 # layers below: serve and eval reach models only through inference.
 ALLOWED = {
     "errors": set(),
@@ -66,7 +66,7 @@ def test_no_module_imports_from_a_layer_above():
     problems = {}
     for path in SRC.rglob("*.py"):
         layer = layer_of(path)
-        assert layer in ALLOWED or layer in TOP, f"{path}: module outside the layers of DESIGN.md"
+        assert layer in ALLOWED or layer in TOP, f"{path}: module outside the layers of docs/design.md"
         found = violations(layer, path.read_text())
         if found:
             problems[str(path.relative_to(SRC))] = found
@@ -157,3 +157,14 @@ def test_no_import_cycle():
         if module not in state:
             visit(module, [module])
 
+
+def test_the_design_map_names_every_module_and_nothing_else():
+    design = (SRC.parents[1] / "docs" / "design.md").read_text()
+    block = design.split("### Module map", 1)[1].split("```")[1]
+    mapped = set()
+    for line in block.strip().splitlines():
+        folder, *files = line.split()
+        prefix = "" if folder == "./" else folder
+        mapped.update(f"{prefix}{name}" for name in files)
+    actual = {str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if p.name != "__init__.py"}
+    assert mapped == actual, f"docs/design.md's map lacks {sorted(actual - mapped)}, names missing {sorted(mapped - actual)}"

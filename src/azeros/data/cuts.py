@@ -1,6 +1,6 @@
 """What a cut carries, as typed views over a Lhotse cut.
 
-A Lhotse cut stays the storage format (DESIGN.md, "Data: one format"); these dataclasses say what azeros
+A Lhotse cut stays the storage format (docs/design.md, "Data: one format"); these dataclasses say what azeros
 reads from it and writes into it, so no other module digs through ``supervisions[0].custom`` by hand.
 
 * :class:`Utterance`: the text side of a cut, which is all target generation needs: the transcript,

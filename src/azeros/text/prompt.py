@@ -10,7 +10,7 @@ the sentinels and tokenize the pieces separately. So the context around the audi
 message, instruction) has the same tokens in both paths by construction, not by luck (a test checks it
 token for token; an ``s`` utterance heard through two encoders adds the ``sp`` tags, see below).
 
-The oracle text (DESIGN.md):
+The oracle text (docs/design.md):
 
 * ``s``: the normalized transcript;
 * ``sp``: ``<audio><meta>age: …, gender: …, emotion: …</meta><text>…</text></audio>`` with unknown

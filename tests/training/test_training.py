@@ -175,11 +175,21 @@ def test_two_processes_give_the_loss_curve_of_one(tmp_path, tiny_model_section, 
                             "max_tokens_per_forward": 112 if shard_llm else None},
                       run={**common, "shard_llm": shard_llm})
     path = write_recipe(tmp_path / "two.yaml", two)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "azeros.cli"]
+    probe, logs = tmp_path / "placement", tmp_path / "logs"
+    probe.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PLACEMENT_PROBE_DIR": str(probe)}
+    # each rank's stdout and stderr in files of their own, all shown whole when the run fails
+    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--log-dir", str(logs),
+                "--redirects", "3", str(REPO / "tests" / "training" / "placement_probe.py")]
     run = subprocess.run([*torchrun, "train", str(path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert ("FSDP: 2 decoder layers" in run.stderr) is shard_llm
+    outputs = {str(f.relative_to(logs)): f.read_text() for f in sorted(logs.rglob("*.log"))}
+    assert run.returncode == 0, "\n".join(
+        [f"torchrun: {run.stdout}{run.stderr}", *(f"---- {name} ----\n{text}" for name, text in outputs.items())])
+    main_stderr = next(text for name, text in outputs.items() if name.endswith("/0/stderr.log"))
+    assert ("FSDP: 2 decoder layers" in main_stderr) is shard_llm
+    # fsdp: no process ever moved the LLM's decoder layers whole to its device, only its shards
+    placed = [json.loads((probe / f"rank{rank}.json").read_text()) for rank in range(2)]
+    assert all(p["total"] > 0 and p["moved_whole"] == (0 if shard_llm else p["total"]) for p in placed), placed
 
     def curve(out: str) -> list[tuple[float, float, int]]:
         import json

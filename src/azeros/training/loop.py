@@ -211,14 +211,15 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
         raise ConfigError("run.precision=bf16 needs a GPU here; use auto or fp32 on CPU")
 
     # ---- model: frozen LLM and encoders, projectors (stage 2: the stage-1 projector must load) ----
-    model = build_model(recipe.model, recipe.seed, verbose=dist.main).to(dist.device)
+    model = build_model(recipe.model, recipe.seed, verbose=dist.main)  # on the CPU
     model.train()  # projectors only: SpeechLLM keeps the frozen LLM and encoders in eval mode
     sharded = recipe.run.shard_llm and dist.world_size > 1
-    if sharded:
+    if sharded:  # before the move: the device gets each layer's shard, never the whole LLM
         model.reuse_prefix = False  # prefix states computed on first sight would put the processes out of lockstep
         layers = dist.shard_decoder_layers(model.llm)
         if dist.main:
             print(f"FSDP: {layers} decoder layers of the frozen LLM sharded over {dist.world_size} processes", file=sys.stderr)
+    model.to(dist.device)  # the rest: encoders, projectors, and what of the LLM is not sharded
     trainable = {name: p for name, p in model.projectors.named_parameters() if p.requires_grad}
     dist.broadcast(trainable.values())
     caches = open_caches(recipe, model, writer_tag=str(dist.rank))

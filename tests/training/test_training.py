@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.conftest import TINY_WHISPER
 from tests.training.conftest import tiny_recipe, write_recipe
 from tests.training.speech import write_manifest
 from safetensors.torch import load_file, save_file
@@ -287,6 +288,25 @@ def test_encoder_cache_serves_unaugmented_input_and_rebuilds_when_stale(tmp_path
     stale = EncoderCache(folder, other)
     assert "is stale" in capfd.readouterr().err and len(stale.location) == 0
     assert not list(folder.glob("*.safetensors"))
+
+
+def test_a_process_opening_an_encoder_cache_never_reads_the_half_written_cache_json_of_another(tmp_path, monkeypatch):
+    # The flake of the 2-process run: rank 1 read rank 0's cache.json half written and stopped on a JSON error.
+    encoder = WhisperEncoder(config=TINY_WHISPER, seed=0)
+    folder = tmp_path / "cache" / "semantic"
+    write_text, others = Path.write_text, []
+
+    def interrupted_write(path: Path, text: str, *args, **kwargs) -> int:
+        if not others:  # the first write stops halfway while the other process opens the folder
+            others.append(folder)
+            write_text(path, text[: len(text) // 2], *args, **kwargs)
+            others[0] = EncoderCache(folder, encoder, writer_tag="1")
+        return write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", interrupted_write)
+    first = EncoderCache(folder, encoder, writer_tag="0")
+    assert first.fingerprint == others[0].fingerprint == json.loads((folder / "cache.json").read_text())["fingerprint"]
+    assert sorted(f.name for f in folder.iterdir()) == ["cache.json"]
 
 
 def test_cli_cache_fills_every_manifest(tmp_path, tiny_model_section, manifests):

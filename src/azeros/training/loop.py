@@ -222,7 +222,8 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     model.to(dist.device)  # the rest: encoders, projectors, and what of the LLM is not sharded
     trainable = {name: p for name, p in model.projectors.named_parameters() if p.requires_grad}
     dist.broadcast(trainable.values())
-    caches = open_caches(recipe, model, writer_tag=str(dist.rank))
+    with dist.main_first():  # one process clears a stale cache and writes its cache.json, the others then read it
+        caches = open_caches(recipe, model, writer_tag=str(dist.rank))
     aligned = []
     if recipe.align.steps and not resume:  # every process aligns alike (same seed, cache and cuts)
         was_training = model.training

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.conftest import TINY_WHISPER
 from tests.training.conftest import tiny_recipe, write_recipe
 from tests.training.speech import write_manifest
 from safetensors.torch import load_file, save_file
@@ -176,11 +177,21 @@ def test_two_processes_give_the_loss_curve_of_one(tmp_path, tiny_model_section, 
                             "max_tokens_per_forward": 112 if shard_llm else None},
                       run={**common, "shard_llm": shard_llm})
     path = write_recipe(tmp_path / "two.yaml", two)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "azeros.cli"]
+    probe, logs = tmp_path / "placement", tmp_path / "logs"
+    probe.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PLACEMENT_PROBE_DIR": str(probe)}
+    # each rank's stdout and stderr in files of their own, all shown whole when the run fails
+    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--log-dir", str(logs),
+                "--redirects", "3", str(REPO / "tests" / "training" / "placement_probe.py")]
     run = subprocess.run([*torchrun, "train", str(path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert ("FSDP: 2 decoder layers" in run.stderr) is shard_llm
+    outputs = {str(f.relative_to(logs)): f.read_text() for f in sorted(logs.rglob("*.log"))}
+    assert run.returncode == 0, "\n".join(
+        [f"torchrun: {run.stdout}{run.stderr}", *(f"---- {name} ----\n{text}" for name, text in outputs.items())])
+    main_stderr = next(text for name, text in outputs.items() if name.endswith("/0/stderr.log"))
+    assert ("FSDP: 2 decoder layers" in main_stderr) is shard_llm
+    # fsdp: no process ever moved the LLM's decoder layers whole to its device, only its shards
+    placed = [json.loads((probe / f"rank{rank}.json").read_text()) for rank in range(2)]
+    assert all(p["total"] > 0 and p["moved_whole"] == (0 if shard_llm else p["total"]) for p in placed), placed
 
     def curve(out: str) -> list[tuple[float, float, int]]:
         import json
@@ -279,6 +290,25 @@ def test_encoder_cache_serves_unaugmented_input_and_rebuilds_when_stale(tmp_path
     stale = EncoderCache(folder, other)
     assert "is stale" in caplog.text and len(stale.location) == 0
     assert not list(folder.glob("*.safetensors"))
+
+
+def test_a_process_opening_an_encoder_cache_never_reads_the_half_written_cache_json_of_another(tmp_path, monkeypatch):
+    # The flake of the 2-process run: rank 1 read rank 0's cache.json half written and stopped on a JSON error.
+    encoder = WhisperEncoder(config=TINY_WHISPER, seed=0)
+    folder = tmp_path / "cache" / "semantic"
+    write_text, others = Path.write_text, []
+
+    def interrupted_write(path: Path, text: str, *args, **kwargs) -> int:
+        if not others:  # the first write stops halfway while the other process opens the folder
+            others.append(folder)
+            write_text(path, text[: len(text) // 2], *args, **kwargs)
+            others[0] = EncoderCache(folder, encoder, writer_tag="1")
+        return write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", interrupted_write)
+    first = EncoderCache(folder, encoder, writer_tag="0")
+    assert first.fingerprint == others[0].fingerprint == json.loads((folder / "cache.json").read_text())["fingerprint"]
+    assert sorted(f.name for f in folder.iterdir()) == ["cache.json"]
 
 
 def test_cli_cache_fills_every_manifest(tmp_path, tiny_model_section, manifests):

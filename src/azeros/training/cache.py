@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -60,7 +61,11 @@ class EncoderCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         if not meta_file.is_file():
             encoder = {"kind": self.encoder.kind, **self.encoder.config()}
-            meta_file.write_text(json.dumps({"fingerprint": self.fingerprint, "encoder": encoder}, default=str) + "\n")
+            # written under a name of this process's own, then renamed: another process opening the folder
+            # meanwhile (of this run or not) never reads half a file
+            staging = meta_file.with_name(f"cache.json.{self.writer_tag}-{os.getpid()}.tmp")
+            staging.write_text(json.dumps({"fingerprint": self.fingerprint, "encoder": encoder}, default=str) + "\n")
+            staging.replace(meta_file)
         for shard in sorted(self.folder.glob("*.safetensors")):
             with safe_open(shard, "pt") as handle:
                 if (handle.metadata() or {}).get("fingerprint") != self.fingerprint:

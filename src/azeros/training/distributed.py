@@ -3,18 +3,30 @@
 Launched with ``torchrun --nproc_per_node N`` (or ``accelerate launch``), each process holds the frozen
 model and draws its own share of every global batch. Only the projectors train, so after the micro-batches
 of a step one all-reduce of their gradients (tens of millions of numbers, not billions) makes every
-process take the same optimizer step: what DDP's reducer would do, without wrapping a frozen LLM.
+process take the same optimizer step.
+
+That all-reduce is written here rather than left to ``DistributedDataParallel``, whose reducer all-reduces
+inside every backward and so needs every process to run the same backwards over the same parameters. Here
+processes run different numbers of micro-batches (each splits its share by a token budget), a micro-batch
+whose items reach no trainable projector runs no backward at all (stage 2), and the projectors are called
+inside ``SpeechLLM``, not through a wrapper: DDP would need ``no_sync``, ``join`` and
+``find_unused_parameters`` for what one flat all-reduce after the local micro-batches does. DDP also
+averages over processes, where the loss here is already scaled by the global batch's token count and the
+gradients must be summed, and wrapping the model would broadcast the whole frozen model at construction.
 
 When the frozen LLM does not fit one GPU, ``run.shard_llm`` shards its decoder layers over the processes
-with FSDP2 (``fully_shard``): each layer's weights are gathered just before it runs and freed after. Every
-process must then run the LLM the same number of times, forward and backward, so the loop evens out
-micro-batch counts across processes and always runs the backward through the LLM.
+with FSDP2 (``fully_shard``): the LLM is built on the CPU (each process's host memory holds it whole until
+then), each layer goes to the device one at a time and only this process's shard of it stays there; its
+weights are gathered just before it runs and freed after. Every process must then run the LLM the same
+number of times, forward and backward, so the loop evens out micro-batch counts across processes and
+always runs the backward through the LLM.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -79,10 +91,13 @@ class Distributed:
         return int(tensor.item())
 
     def shard_decoder_layers(self, llm: torch.nn.Module) -> int:
-        """Shard each decoder layer of a frozen transformers LLM over the processes (FSDP2).
+        """Shard each decoder layer of a frozen transformers LLM over the processes (FSDP2), onto ``device``.
 
-        Embeddings, final norm and LM head stay whole on every process: the model calls them directly, and
-        they are a small part of a large LLM. Returns the number of sharded layers.
+        Call it while the LLM is still on the CPU: ``fully_shard`` moves one layer at a time to the device and
+        keeps only this process's shard there, so the device never holds more than one whole layer. Move the
+        rest of the model afterwards. Embeddings, final norm and LM head stay whole on every process: the
+        model calls them directly, and they are a small part of a large LLM. Returns the number of sharded
+        layers.
         """
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
@@ -118,6 +133,15 @@ class Distributed:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
+
+    @contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Run the block on the main process, then on the others: one process prepares what all share."""
+        if not self.main:
+            self.barrier()
+        yield
+        if self.main:
+            self.barrier()
 
     def close(self) -> None:
         if self.world_size > 1 and dist.is_initialized():

@@ -215,16 +215,18 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
         raise ConfigError("run.precision=bf16 needs a GPU here; use auto or fp32 on CPU")
 
     # ---- model: frozen LLM and encoders, projectors (stage 2: the stage-1 projector must load) ----
-    model = build_model(recipe.model, recipe.seed, verbose=dist.main).to(dist.device)
+    model = build_model(recipe.model, recipe.seed, verbose=dist.main)  # on the CPU
     model.train()  # projectors only: SpeechLLM keeps the frozen LLM and encoders in eval mode
     sharded = _sharded(recipe, dist)
-    if sharded:
+    if sharded:  # before the move: the device gets each layer's shard, never the whole LLM
         layers = dist.shard_decoder_layers(model.llm)
         if dist.main:
             logger.info("FSDP: %d decoder layers of the frozen LLM sharded over %d processes", layers, dist.world_size)
+    model.to(dist.device)  # the rest: encoders, projectors, and what of the LLM is not sharded
     trainable = {name: p for name, p in model.projectors.named_parameters() if p.requires_grad}
     dist.broadcast(trainable.values())
-    caches = open_caches(recipe, model, writer_tag=str(dist.rank))
+    with dist.main_first():  # one process clears a stale cache and writes its cache.json, the others then read it
+        caches = open_caches(recipe, model, writer_tag=str(dist.rank))
     aligned = []
     if recipe.align.steps and not resume:  # every process aligns alike (same seed, cache and cuts)
         was_training = model.training

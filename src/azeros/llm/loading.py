@@ -34,7 +34,9 @@ def load_llm(
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=resolve_dtype(dtype, device))
     model.requires_grad_(False)
     model.eval()
-    return model.to(device), tokenizer
+    # from_pretrained loads on the CPU; no move then, so that a training run can shard the LLM before any
+    # ``to`` carries it whole (the FSDP placement test records every ``Module.to``)
+    return (model if torch.device(device).type == "cpu" else model.to(device)), tokenizer
 
 
 def load_tokenizer(source: str) -> PreTrainedTokenizerBase:

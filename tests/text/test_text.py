@@ -39,6 +39,13 @@ def test_normalize_text(raw, expected):
     assert normalize_text(raw) == expected
 
 
+def test_traditional_chinese_becomes_simplified_as_the_reference_does():
+    assert normalize_text("我們說話 Hello 臺灣的頭髮") == "我们说话 hello 台湾的头发"
+    assert normalize_text("我们说话") == "我们说话"  # simplified stays
+    assert normalize_text("國語", simplified_chinese=False) == "國語"  # e.g. for Japanese kanji
+    assert normalize_text("hello world") == "hello world"
+
+
 def test_tags_are_removed_when_asked():
     assert normalize_text("[Laughter] Yes, <noise> I {breath} AGREE", remove_tags=True) == "yes, i agree"
     assert normalize_text("好[笑声]的", remove_tags=True) == "好的"

@@ -4,12 +4,15 @@ The reference implementation splits Hangul into characters (Korean loses its wor
 asymmetrically and keeps bracketed tags although its comment says otherwise. Here: Han, kana and CJK
 punctuation are written without spaces between them, a CJK run and a neighbouring alphanumeric word are
 always separated by exactly one space (both sides), Hangul keeps its spaces, and bracketed non-speech tags
-(``[laughter]``, ``<noise>``, ``{breath}``) are removed when asked.
+(``[laughter]``, ``<noise>``, ``{breath}``) are removed when asked. Traditional Chinese characters become
+simplified, as the reference's do (it uses zhconv, which is GPL; here OpenCC's ``t2s``, Apache-2.0), so a
+corpus mixing both scripts gives the LLM one spelling per word.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
 
 __all__ = ["is_cjk", "normalize_text"]
 
@@ -39,12 +42,21 @@ def is_cjk(char: str) -> bool:
     return any(low <= code <= high for low, high in _CJK_RANGES)
 
 
-def normalize_text(text: str, *, remove_tags: bool = False) -> str:
+@cache
+def _to_simplified():
+    import opencc  # only text with Han characters needs it
+
+    return opencc.OpenCC("t2s")
+
+
+def normalize_text(text: str, *, remove_tags: bool = False, simplified_chinese: bool = True) -> str:
     """Normalize a transcript: optional tag removal, lowercase, CJK spacing, collapsed whitespace.
 
     Args:
         text: the raw transcript.
         remove_tags: drop bracketed non-speech tags such as ``[laughter]``, ``<noise>``, ``{breath}``.
+        simplified_chinese: write traditional Chinese characters as simplified ones (the reference's
+            default; turn it off for Japanese, whose kanji are not simplified Chinese).
 
     Returns:
         The normalized transcript, e.g. ``"Hello世界 NEWS"`` -> ``"hello 世界 news"``.
@@ -70,4 +82,7 @@ def normalize_text(text: str, *, remove_tags: bool = False) -> str:
         out.append(char)
         previous = char
         pending_space = False
-    return _SPACE.sub(" ", "".join(out)).strip()
+    normalized = _SPACE.sub(" ", "".join(out)).strip()
+    if simplified_chinese and any(0x3400 <= ord(char) <= 0x9FFF or 0xF900 <= ord(char) <= 0xFAFF for char in normalized):
+        normalized = _to_simplified().convert(normalized)
+    return normalized

@@ -36,7 +36,7 @@ def _generate(args: argparse.Namespace) -> int:
     backend = None
     if any(mode != "tsit_s" for mode in modes):
         common = {"max_new_tokens": args.max_new_tokens, "repeat_limit": args.repeat_limit,
-                  "repetition_penalty": args.repetition_penalty}
+                  "repetition_penalty": args.repetition_penalty, "chat_template": args.chat_template}
         if args.backend == "transformers":
             options = {"dtype": args.dtype, "device": resolve_device(args.device), "max_batch": args.batch_size,
                        **common}
@@ -80,6 +80,10 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repetition-penalty", type=float, default=None,
                         help="divide positive / multiply negative logits of tokens already seen (transformers' and "
                              "vLLM's meaning); default: the LLM's own generation config (openai: the server's)")
+    parser.add_argument("--chat-template", default=None,
+                        help="transformers, vllm: render with this chat template instead of the LLM's: chatml (the "
+                        "reference's, no default system prompt) or a Jinja template; train with the same "
+                        "(model.chat_template) so training shows the context the targets came from")
     parser.add_argument("--tensor-parallel-size", type=int, default=None, help="vllm: GPUs the engine shards over")
     parser.add_argument("--gpu-memory-utilization", type=float, default=None,
                         help="vllm: fraction of GPU memory the engine may take")

@@ -465,3 +465,18 @@ def test_real_smollm2_matches_hf_generate():
         end = next((i for i, t in enumerate(out) if t in stop), len(out))
         assert backend.tokenizer.decode(out[:end], skip_special_tokens=True) == ours[request.key].text
     assert ours["0"].finish_reason == "stop" and "Paris" in ours["0"].text
+
+
+def test_a_chat_template_override_renders_the_targets_context_without_the_llms_default_system(tokenizer):
+    from azeros.selfgen import build_backend
+
+    llm = tiny_llm("llama", len(tokenizer))
+    request = Request("0", tuple(target_messages(get_mode("sift_s"), "hello there", {})))
+    own = TransformersBackend("t", llm=llm, tokenizer=tokenizer)
+    chatml = TransformersBackend("t", llm=llm, tokenizer=tokenizer, chat_template="chatml")
+    assert "You are a helpful AI assistant" in tokenizer.decode(own.prompt_ids(request))  # SmolLM2's default
+    rendered = tokenizer.decode(chatml.prompt_ids(request))
+    assert rendered == "<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n"
+    assert tokenizer.chat_template is not None and "SmolLM" in tokenizer.chat_template  # the tokenizer is untouched
+    with pytest.raises(ValueError, match="server renders prompts with its own template"):
+        build_backend("openai", "m", base_url="http://127.0.0.1:1/v1", chat_template="chatml")

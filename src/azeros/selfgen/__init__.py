@@ -51,6 +51,10 @@ def build_backend(kind: str, model: str, **options: Any) -> Backend:
     if kind == "openai":
         from azeros.selfgen.openai_backend import OpenAIBackend
 
+        if options.pop("chat_template", None):
+            raise ValueError("--chat-template: an OpenAI-compatible server renders prompts with its own template; "
+                             "set it on the server, or generate with the transformers or vllm backend")
+
         return OpenAIBackend(options.pop("base_url"), model, **options)
     if kind == "vllm":
         from azeros.selfgen.vllm_backend import VLLMBackend

@@ -81,6 +81,7 @@ class TransformersBackend:
         max_prefill_tokens: int = 16384,
         repeat_limit: int = 64,
         repetition_penalty: float | None = None,
+        chat_template: str | None = None,
         llm: Any = None,
         tokenizer: Any = None,
     ) -> None:
@@ -92,7 +93,7 @@ class TransformersBackend:
             llm, tokenizer = load_llm(model, dtype, self.device)
         self.llm = llm.to(self.device).eval().requires_grad_(False)
         self.tokenizer = tokenizer
-        self.renderer = PromptRenderer(tokenizer)
+        self.renderer = PromptRenderer(tokenizer, chat_template=chat_template)
         self.model_name = model
         self.max_new_tokens = max_new_tokens
         self.max_batch = max_batch

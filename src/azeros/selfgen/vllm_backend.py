@@ -48,9 +48,10 @@ class VLLMBackend:
         chunk_size: int = 4096,
         repeat_limit: int = 64,
         repetition_penalty: float = 1.0,
+        chat_template: str | None = None,
     ) -> None:
         self.engine = engine
-        self.renderer = PromptRenderer(tokenizer)
+        self.renderer = PromptRenderer(tokenizer, chat_template=chat_template)
         self.model_name = model_name
         self.sampling_params = make_sampling_params(
             temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=self.renderer.stop_ids,
@@ -67,7 +68,7 @@ class VLLMBackend:
 
         Args:
             model: where the LLM lives.
-            **kwargs: ``max_new_tokens``, ``chunk_size``, ``repeat_limit`` and ``repetition_penalty``
+            **kwargs: ``max_new_tokens``, ``chunk_size``, ``repeat_limit``, ``chat_template`` and ``repetition_penalty``
                 (``None`` or absent: the LLM's own generation config); the rest are engine options for
                 ``vllm.LLM`` (``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``...).
 
@@ -81,7 +82,8 @@ class VLLMBackend:
         from azeros.llm import default_repetition_penalty, load_tokenizer, local_folder
 
         folder = local_folder(model)
-        own = {key: kwargs.pop(key) for key in ("max_new_tokens", "chunk_size", "repeat_limit") if key in kwargs}
+        own = {key: kwargs.pop(key) for key in ("max_new_tokens", "chunk_size", "repeat_limit", "chat_template")
+               if key in kwargs}
         penalty = kwargs.pop("repetition_penalty", None)
         own["repetition_penalty"] = default_repetition_penalty(folder) if penalty is None else float(penalty)
         logger.info("vLLM engine options for %s: %s", model, kwargs)

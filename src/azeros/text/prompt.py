@@ -233,10 +233,14 @@ class PromptRenderer:
     Args:
         tokenizer: the LLM's tokenizer (with a chat template).
         placeholder_id: the token id written at audio positions (the model overwrites their embeddings).
+        chat_template: renders with this template instead of the tokenizer's: a name from
+            :data:`CHAT_TEMPLATES` (``chatml``: the reference's, no default system prompt) or a Jinja template.
     """
 
-    def __init__(self, tokenizer: ChatTokenizer, placeholder_id: int | None = None) -> None:
+    def __init__(self, tokenizer: ChatTokenizer, placeholder_id: int | None = None,
+                 chat_template: str | None = None) -> None:
         self.tokenizer = tokenizer
+        self.chat_template = CHAT_TEMPLATES.get(chat_template, chat_template) if chat_template else None
         self.end_of_turn_id = self._find_end_of_turn()
         self.placeholder_id = self.end_of_turn_id if placeholder_id is None else placeholder_id
 
@@ -254,7 +258,7 @@ class PromptRenderer:
 
     def _template(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=self.chat_template
         )
 
     def _find_end_of_turn(self) -> int:

@@ -1,5 +1,6 @@
 """The web page in a real headless Chromium: record from a fake microphone, send, see the answer stream in; fit a
-phone's screen; stop an answer; see errors in the conversation. The screenshots of docs/web/ are taken here."""
+phone's screen; stop an answer; see errors in the conversation. The screenshots of docs/web/ are taken here
+(``UPDATE_SCREENSHOTS=1 pytest tests/serve/test_browser.py`` refreshes them)."""
 
 from __future__ import annotations
 

@@ -159,7 +159,7 @@ def test_configured_prompt_limit(faulty):
         with pytest.raises(RequestError, match=r"over the limit of 40 \(the server's limit\)") as refused:
             asyncio.run(limited._check(ChatCompletionRequest.model_validate(body("hello " * 30))))
         assert refused.value.status == 400
-        request = asyncio.run(limited._check(ChatCompletionRequest.model_validate(body("hello"))))
+        request, _ = asyncio.run(limited._check(ChatCompletionRequest.model_validate(body("hello"))))
         assert request.params.max_new_tokens == 256
     finally:
         limited._workers.shutdown()

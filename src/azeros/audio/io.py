@@ -253,8 +253,10 @@ def _read(file: Path | io.BytesIO, label: str, limits: AudioLimits) -> tuple[np.
     except AudioError:
         raise
     except Exception as e:  # libsndfile raises LibsndfileError, RuntimeError, TypeError, ...
+        # libsndfile's own words: its message also holds the repr of the file object (servers show these)
+        reason = e.error_string if isinstance(e, sf.LibsndfileError) else str(e)
         raise AudioError(
-            label, f"unreadable audio (not a format soundfile can read: {e})"
+            label, f"unreadable audio (not a format soundfile can read: {reason})"
         ) from e
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32), sample_rate
 

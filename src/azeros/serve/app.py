@@ -64,8 +64,8 @@ class ServerConfig:
     limits: ServingLimits = field(default_factory=ServingLimits)
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> JSONResponse:
-    return _error_response(RequestError(status, message, kind=kind, param=param))
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    return _error_response(RequestError(status, message, kind=kind))
 
 
 def _error_response(error: RequestError) -> JSONResponse:
@@ -78,13 +78,15 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def _validation_message(error: RequestValidationError) -> str:
-    """``messages.0.content.0.input_audio.data: Field required; ...`` (the body prefix dropped)."""
-    parts = []
+def _validation_error(error: RequestValidationError) -> RequestError:
+    """A 400 saying ``messages.0.content.0.input_audio.data: Field required; ...`` (the body prefix dropped),
+    its ``param`` the first field named. Only pydantic's messages are shown, never the values given."""
+    parts, locations = [], []
     for item in error.errors():
         location = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+        locations.append(location)
         parts.append(f"{location}: {item.get('msg')}" if location else str(item.get("msg")))
-    return "; ".join(parts) or "invalid request"
+    return RequestError(400, "; ".join(parts) or "invalid request", param=next(filter(None, locations), None))
 
 
 class BodySizeLimit:
@@ -152,7 +154,7 @@ def build_app(serving: ServingChat, config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return _error(400, _validation_message(error))
+        return _error_response(_validation_error(error))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:

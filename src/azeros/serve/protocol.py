@@ -3,7 +3,10 @@
 Requests carry audio as ``input_audio`` content parts (base64 wav/mp3/flac) beside ``text`` parts, like
 OpenAI's audio models and vLLM's OpenAI server. A request checks what can be checked without the model
 (shapes, ranges, base64) and turns itself into generation parameters; the audio itself is decoded by
-the serving layer, which knows the limits.
+the serving layer, which knows the limits. What the server cannot honour (``n`` > 1, logprobs, tools,
+images, penalties, parameters it does not know) is refused naming the parameter, never ignored; ``stop``
+and ``stream_options.include_usage`` mean what they mean at OpenAI. The response models follow the
+``openai`` package's (which is a test dependency only: the tests parse every response with its client).
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ __all__ = [
     "ModelList",
     "ReplyAudio",
     "ResponseMessage",
+    "StreamOptions",
     "TextPart",
+    "Usage",
     "completion_id",
 ]
 
@@ -80,6 +85,7 @@ class TextPart(_Lenient):
 
 
 ContentPart = Annotated[TextPart | AudioPart, Field(discriminator="type")]
+CONTENT_TYPES = ("text", "input_audio")
 
 
 class ChatMessage(_Lenient):
@@ -93,7 +99,13 @@ class ChatMessage(_Lenient):
     def _string_is_one_text_part(cls, value: Any) -> Any:
         if value is None:
             return []
-        return [{"type": "text", "text": value}] if isinstance(value, str) else value
+        if isinstance(value, str):
+            return [{"type": "text", "text": value}]
+        for part in value if isinstance(value, list) else []:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind is not None and kind not in CONTENT_TYPES:  # e.g. image_url: said plainly, not as a tag mismatch
+                raise ValueError(f"{kind} content is not supported; parts may be text or input_audio")
+        return value
 
     @property
     def text(self) -> str:
@@ -112,8 +124,32 @@ class AudioRequest(_Lenient):
     format: Literal["wav"] = "wav"
 
 
-class ChatCompletionRequest(_Lenient):
-    """``POST /v1/chat/completions``. Greedy unless ``temperature`` > 0."""
+class StreamOptions(_Lenient):
+    include_usage: bool = False
+
+
+# OpenAI parameters this server cannot honour, each with the values that ask for nothing (some clients
+# send them as defaults). Any other value is refused, not ignored: the client would get a different answer
+# from the one it asked for.
+UNSUPPORTED_PARAMETERS: dict[str, tuple[Any, ...]] = {
+    "n": (1,), "logprobs": (False,), "top_logprobs": (0,), "tools": ([],), "tool_choice": ("none",),
+    "functions": ([],), "function_call": ("none",), "response_format": ({"type": "text"},), "logit_bias": ({},),
+    "presence_penalty": (0,), "frequency_penalty": (0,),
+}
+# OpenAI parameters that do not change the answer (bookkeeping for the client or OpenAI's platform).
+IGNORED_PARAMETERS = frozenset(
+    {"user", "metadata", "store", "service_tier", "parallel_tool_calls", "safety_identifier", "prompt_cache_key"}
+)
+
+
+class ChatCompletionRequest(BaseModel):
+    """``POST /v1/chat/completions``. Greedy unless ``temperature`` > 0.
+
+    Top-level fields it does not know are kept in ``model_extra``, so that :meth:`unsupported_parameters`
+    can name them.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
@@ -124,8 +160,17 @@ class ChatCompletionRequest(_Lenient):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     repetition_penalty: float | None = Field(default=None, gt=0.0)  # None: the LLM's own generation config
     seed: int | None = None
+    stop: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, max_length=4)
+    stream_options: StreamOptions | None = None
     modalities: list[Literal["text", "audio"]] | None = None
     audio: AudioRequest | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop_text_is_a_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _ends_with_user(self) -> ChatCompletionRequest:
@@ -136,6 +181,18 @@ class ChatCompletionRequest(_Lenient):
     @property
     def wants_audio(self) -> bool:
         return "audio" in (self.modalities or [])
+
+    @property
+    def wants_usage(self) -> bool:
+        """A streamed answer ends with a chunk that carries the token counts."""
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    def unsupported_parameters(self) -> list[str]:
+        """The parameters given that this server would have to ignore (unknown ones included)."""
+        return [
+            name for name, value in (self.model_extra or {}).items()
+            if value is not None and name not in IGNORED_PARAMETERS and value not in UNSUPPORTED_PARAMETERS.get(name, ())
+        ]
 
     def to_params(self, default_max_tokens: int, max_tokens_limit: int) -> GenerationParams:
         """Generation parameters; the answer length is capped at the server's limit."""
@@ -176,6 +233,19 @@ class Choice(BaseModel):
     finish_reason: Literal["stop", "length"]
 
 
+class Usage(BaseModel):
+    """Token counts: the prompt's LLM positions (text tokens and audio frames) and the generated tokens."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
+        return cls(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                   total_tokens=prompt_tokens + completion_tokens)
+
+
 class _Completion(BaseModel):
     """What every completion object carries: its id, creation time and model."""
 
@@ -187,6 +257,7 @@ class _Completion(BaseModel):
 class ChatCompletionResponse(_Completion):
     object: Literal["chat.completion"] = "chat.completion"
     choices: list[Choice]
+    usage: Usage
 
 
 class DeltaMessage(BaseModel):
@@ -204,6 +275,7 @@ class ChunkChoice(BaseModel):
 class ChatCompletionChunk(_Completion):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     choices: list[ChunkChoice]
+    usage: Usage | None = None  # only on the last chunk, and only with stream_options.include_usage
 
 
 class ModelCard(BaseModel):

@@ -30,12 +30,13 @@ from azeros.serve.protocol import (
     ErrorResponse,
     ReplyAudio,
     ResponseMessage,
+    Usage,
     completion_id,
 )
 from azeros.serve.speech import Speaker, SpeechError
 from azeros.text import MODE_SYSTEM, SystemMessage
 
-__all__ = ["RequestError", "ServingChat", "ServingLimits"]
+__all__ = ["RequestError", "ServingChat", "ServingLimits", "StopText"]
 
 T = TypeVar("T")
 
@@ -60,6 +61,51 @@ class RequestError(Exception):
         """A 500 for an unexpected error while answering (the client sees its type, the log the rest)."""
         return cls(500, f"the server failed to answer this request ({type(error).__name__}); see the server log",
                    kind="server_error")
+
+
+class StopText:
+    """Cuts an answer before the first of ``stops`` as its pieces arrive, and ends its generation there.
+
+    A tail that could be the start of a stop text is held back until the next piece settles it.
+
+    Args:
+        stops: the texts that end the answer (none: the answer passes through whole).
+        request: the engine request whose generation a stop text ends.
+    """
+
+    def __init__(self, stops: list[str], request: EngineRequest) -> None:
+        self.stops = stops
+        self.request = request
+        self.text = ""  # everything generated so far
+        self.released = 0  # text[:released] comes before any stop text
+        self.cut: int | None = None  # where the first stop text begins, once seen
+
+    def feed(self, piece: str) -> str:
+        """Take the next piece of the answer; return the text it shows to come before any stop text."""
+        if self.cut is not None:
+            return ""
+        start = self.released
+        self.text += piece
+        # A stop text cannot begin before ``start``: the held-back tail is the longest that could begin one.
+        found = [i for stop in self.stops if (i := self.text.find(stop, start)) >= 0]
+        if found:
+            self.cut = min(found)
+            self.request.abandoned.set()  # whatever follows would be thrown away
+            self.released = self.cut
+        else:
+            held = max((k for stop in self.stops for k in range(1, len(stop)) if self.text.endswith(stop[:k])), default=0)
+            self.released = len(self.text) - held
+        return self.text[start:self.released]
+
+    def rest(self) -> str:
+        """The tail held back when the answer ended without a stop text."""
+        return "" if self.cut is not None else self.text[self.released:]
+
+    def finish(self, answer: Answer) -> tuple[str, str]:
+        """The answer's text and finish reason (``stop`` when a stop text cut it)."""
+        if self.cut is None:
+            return answer.text, answer.finish_reason
+        return self.text[:self.cut], "stop"
 
 
 @dataclass(frozen=True)
@@ -138,7 +184,15 @@ class ServingChat:
             turns.append(Turn(message.role, message.text or None, audios))
         return turns, "\n".join(system_texts) if system_texts else MODE_SYSTEM
 
-    async def _check(self, request: ChatCompletionRequest) -> EngineRequest:
+    async def _check(self, request: ChatCompletionRequest) -> tuple[EngineRequest, int]:
+        """The engine request, and the prompt's length in LLM positions."""
+        unsupported = request.unsupported_parameters()
+        if unsupported:
+            raise RequestError(
+                400, f"unsupported parameter{'s' if len(unsupported) > 1 else ''}: {', '.join(unsupported)} "
+                "(this server gives one text answer per request, without logprobs, tools or penalties)",
+                param=unsupported[0],
+            )
         if request.model != self.model_name:
             raise RequestError(
                 400, f"unknown model {request.model!r}; this server serves {self.model_name!r}", param="model",
@@ -157,7 +211,7 @@ class ServingChat:
             )
         if self.context is not None:  # the answer is cut where the context ends (finish_reason "length")
             params = replace(params, max_new_tokens=min(params.max_new_tokens, self.context - prompt))
-        return EngineRequest(turns, system, params)
+        return EngineRequest(turns, system, params), prompt
 
     def _submit(self, engine_request: EngineRequest) -> asyncio.Future[Answer]:
         """Queue a request; cancelling the returned future drops it, or stops its generation if running."""
@@ -192,14 +246,20 @@ class ServingChat:
             RequestError: bad input (400), unknown model (400), a full queue (429), a failure while
                 answering it (500; other requests batched with it are answered as usual).
         """
-        answer_future = self._submit(await self._check(request))
+        engine_request, prompt_tokens = await self._check(request)
+        stop_text = StopText(request.stop, engine_request)
+        if request.stop:  # watch the answer grow, to end it at the first stop text
+            engine_request.on_text = stop_text.feed
+        answer_future = self._submit(engine_request)
         try:
             answer = await answer_future
         except Exception as error:
             raise RequestError.failed(error) from error
-        message = ResponseMessage(content=answer.text, audio=await self._reply_audio(request, answer.text))
+        text, finish_reason = stop_text.finish(answer)
+        message = ResponseMessage(content=text, audio=await self._reply_audio(request, text))
         return ChatCompletionResponse(
-            id=completion_id(), model=self.model_name, choices=[Choice(message=message, finish_reason=answer.finish_reason)]
+            id=completion_id(), model=self.model_name, choices=[Choice(message=message, finish_reason=finish_reason)],
+            usage=Usage.of(prompt_tokens, len(answer.token_ids)),
         )
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[str]:
@@ -208,22 +268,28 @@ class ServingChat:
         Validation happens before the first event, so a bad request is still a plain 4xx response.
         Closing the events (the client went away) drops the request, or stops it if it is running.
         """
-        engine_request = await self._check(request)
+        engine_request, prompt_tokens = await self._check(request)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str] = asyncio.Queue()
-        engine_request.on_text = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        stop_text = StopText(request.stop, engine_request)
+
+        def on_text(piece: str) -> None:  # on the engine's thread
+            if text := stop_text.feed(piece):
+                loop.call_soon_threadsafe(pieces.put_nowait, text)
+
+        engine_request.on_text = on_text
         answer_future = self._submit(engine_request)
-        return self._events(request, pieces, answer_future)
+        return self._events(request, prompt_tokens, stop_text, pieces, answer_future)
 
     async def _events(
-        self, request: ChatCompletionRequest, pieces: asyncio.Queue[str], answer_future: asyncio.Future[Answer]
+        self, request: ChatCompletionRequest, prompt_tokens: int, stop_text: StopText, pieces: asyncio.Queue[str],
+        answer_future: asyncio.Future[Answer],
     ) -> AsyncIterator[str]:
         chunk_id = completion_id()
 
-        def event(delta: DeltaMessage, finish_reason: str | None = None) -> str:
-            chunk = ChatCompletionChunk(
-                id=chunk_id, model=self.model_name, choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)]
-            )
+        def event(delta: DeltaMessage | None, finish_reason: str | None = None, usage: Usage | None = None) -> str:
+            choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish_reason)]
+            chunk = ChatCompletionChunk(id=chunk_id, model=self.model_name, choices=choices, usage=usage)
             return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
 
         try:
@@ -237,12 +303,15 @@ class ServingChat:
                     getter.cancel()
             try:
                 answer = answer_future.result()
-                audio = await self._reply_audio(request, answer.text)
+                text, finish_reason = stop_text.finish(answer)
+                audio = await self._reply_audio(request, text)
             except Exception as error:  # the stream has started: report in-band, as OpenAI does
                 failure = error if isinstance(error, RequestError) else RequestError.failed(error)
                 yield f"data: {failure.body().model_dump_json()}\n\n"
             else:
-                yield event(DeltaMessage(audio=audio), answer.finish_reason)
+                yield event(DeltaMessage(content=stop_text.rest() or None, audio=audio), finish_reason)
+                if request.wants_usage:
+                    yield event(None, usage=Usage.of(prompt_tokens, len(answer.token_ids)))
             yield "data: [DONE]\n\n"
         finally:  # also when the client hung up and the response closed the events early
             answer_future.cancel()

@@ -10,10 +10,16 @@ const state = {
   history: [],      // OpenAI messages of this conversation, sent whole each turn
   audio: null,      // {base64, seconds, url} of the audio to send next
   recorder: null,   // {context, stream, node, chunks} while recording
-  busy: false,
+  answering: null,  // the AbortController of the answer being streamed
 };
 
 function setStatus(text) { $("status").textContent = text; }
+
+// A failure the user must see: in the conversation, where they are looking, not only in the status line.
+function showError(text) {
+  bubble("assistant error", text);
+  setStatus("error");
+}
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -120,7 +126,7 @@ async function useFile(file) {
     const mono = channels[0].map((_, i) => channels.reduce((sum, ch) => sum + ch[i], 0) / channels.length);
     await useSamples(mono, decoded.sampleRate, file.name);
   } catch (error) {
-    setStatus(`cannot read ${file.name}: ${error.message}`);
+    showError(`cannot read ${file.name}: ${error.message}`);
   } finally {
     await context.close();
   }
@@ -144,6 +150,7 @@ function bubble(role, text, audioUrl) {
   span.className = "text";
   span.textContent = text;
   div.appendChild(span);
+  $("hint").hidden = true;
   if (audioUrl) {
     const audio = document.createElement("audio");
     audio.controls = true;
@@ -174,9 +181,15 @@ async function* serverEvents(response) {
   }
 }
 
+function setAnswering(controller) {
+  state.answering = controller;
+  $("send").hidden = Boolean(controller);
+  $("stop").hidden = !controller;
+}
+
 async function send(event) {
   event.preventDefault();
-  if (state.busy) return;
+  if (state.answering) return;
   const text = $("instruction").value.trim();
   if (!state.audio && !text) { setStatus("record or upload audio, or type something"); return; }
   const content = [];
@@ -187,13 +200,16 @@ async function send(event) {
   const answer = bubble("assistant", "");
   const answerText = answer.querySelector(".text");
   let reply = "";
-  const request = { model: state.model, messages: [...state.history, userMessage], stream: true };
+  const conversation = state.history;  // New chat while answering starts another; this turn stays in its own
+  const request = { model: state.model, messages: [...conversation, userMessage], stream: true };
   if ($("speak").checked) request.modalities = ["text", "audio"];
-  state.busy = true;
-  $("send").disabled = true;
+  const controller = new AbortController();
+  setAnswering(controller);
   setStatus("answering…");
   try {
-    const response = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(request) });
+    const response = await fetch("/v1/chat/completions", {
+      method: "POST", headers: headers(), body: JSON.stringify(request), signal: controller.signal,
+    });
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
       throw new Error((body.error && body.error.message) || `HTTP ${response.status}`);
@@ -211,23 +227,40 @@ async function send(event) {
       }
       $("log").scrollTop = $("log").scrollHeight;
     }
-    state.history.push(userMessage, { role: "assistant", content: reply });
-    $("instruction").value = "";
-    clearAudio();
-    setStatus("ready");
+    endTurn(conversation, userMessage, reply, "ready");
   } catch (error) {
-    answer.classList.add("error");
-    answerText.textContent = error.message;
-    setStatus("error");
+    if (controller.signal.aborted) {  // Stop: keep what came; closing the stream ends its generation
+      answer.classList.add("stopped");
+      endTurn(conversation, userMessage, reply, "stopped");
+    } else {
+      answer.classList.add("error");
+      answerText.textContent = error.message;
+      setStatus("error");
+    }
   } finally {
-    state.busy = false;
-    $("send").disabled = false;
+    setAnswering(null);
+  }
+}
+
+function endTurn(conversation, userMessage, reply, status) {  // the turn joins its conversation; the composer empties
+  conversation.push(userMessage, { role: "assistant", content: reply });
+  $("instruction").value = "";
+  clearAudio();
+  setStatus(status);
+}
+
+function sendOnEnter(event) {  // Shift+Enter writes a new line; Enter while composing (IME) is not a send
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    $("composer").requestSubmit();
   }
 }
 
 function newChat() {
+  if (state.answering) state.answering.abort();
   state.history = [];
-  $("log").replaceChildren();
+  $("log").replaceChildren($("hint"));
+  $("hint").hidden = false;
   clearAudio();
   setStatus("ready");
 }
@@ -237,10 +270,12 @@ async function init() {
   state.model = health.model;
   $("model").textContent = health.model;
   $("speak-option").hidden = !health.speak;
-  $("record").addEventListener("click", () => (state.recorder ? stopRecording() : startRecording()).catch((e) => setStatus(`microphone: ${e.message}`)));
+  $("record").addEventListener("click", () => (state.recorder ? stopRecording() : startRecording()).catch((e) => showError(`microphone: ${e.message}`)));
   $("file").addEventListener("change", () => $("file").files[0] && useFile($("file").files[0]));
   $("clear-audio").addEventListener("click", clearAudio);
   $("composer").addEventListener("submit", send);
+  $("instruction").addEventListener("keydown", sendOnEnter);
+  $("stop").addEventListener("click", () => state.answering.abort());
   $("new-chat").addEventListener("click", newChat);
 }
 

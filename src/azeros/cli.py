@@ -74,7 +74,7 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
                         help="hub id, folder, GGUF file or embedded alias; for openai, the served model name")
     parser.add_argument("--dtype", default="auto", help="transformers: auto (bf16 on a GPU that has it), bf16, fp32")
     _device_flag(parser, "transformers: ")
-    parser.add_argument("--batch-size", type=int, default=64, help="transformers: rows decoded together")
+    parser.add_argument("--batch-size", type=_positive_int, default=64, help="transformers: rows decoded together")
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="answer length limit")
     parser.add_argument("--repeat-limit", type=int, default=64, help="a run of this many identical tokens is degenerate")
     parser.add_argument("--repetition-penalty", type=float, default=None,
@@ -105,14 +105,17 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _chat(args: argparse.Namespace) -> int:
+    from azeros.audio import SAMPLE_RATE, load_audio
     from azeros.inference import ChatSession, GenerationParams, load_model
     from azeros.llm import resolve_device
 
+    # the first turn's audio is decoded before the model loads: a bad file is an error in seconds, not minutes
+    audio = [(load_audio(path), SAMPLE_RATE) for path in args.audio or []]
+    text = args.text
     model = load_model(args.model, device=resolve_device(args.device))
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     speaker = _speaker(args)
     session = ChatSession(model)
-    audio, text = list(args.audio or []), args.text
     print("azeros chat: type text or an audio path (+ text); /new, /quit", file=sys.stderr)
     while True:
         if not audio and text is None:
@@ -170,6 +173,14 @@ def _model_parser(subparsers: argparse._SubParsersAction, name: str, run: Callab
     return parser
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (a batch of 0 once meant 'everything at once')."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _device_flag(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument("--device", default="auto", help=f"{prefix}auto (cuda if present, else cpu), cpu, cuda, cuda:1, ...")
 
@@ -212,7 +223,7 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", metavar="MANIFEST_OR_WAVS", help="manifests, audio files or folders")
     parser.add_argument("-o", "--output", required=True, help="output .jsonl (ids already in it are skipped)")
     parser.add_argument("--instruction", help="text after every audio (default: a manifest's stored instruction)")
-    parser.add_argument("--batch-size", type=int, default=8, help="recordings answered together")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, help="recordings answered together")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -430,7 +441,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                         "airbench: foundation,chat")
     parser.add_argument("--with-paper", action="store_true", help="voicebench/airbench: add the paper's published rows")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="voicebench/airbench: cap on answer length")
-    parser.add_argument("--batch-size", type=int, default=8, help="recordings answered together")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, help="recordings answered together")
     _device_flag(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=_eval)

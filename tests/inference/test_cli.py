@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import soundfile as sf
 from lhotse import CutSet, Recording
 
 from azeros.cli import main
-from azeros.inference import ChatSession, GenerationParams, generate
+from azeros.inference import ChatSession, GenerationParams, generate, infer
 
 MAX = 12
 
@@ -71,3 +72,23 @@ def test_chat_streams_answers_turn_after_turn(model_folder, model, wavs, monkeyp
     second = session.ask(str(wavs[1]), "and this one?", GenerationParams(max_new_tokens=MAX))
     out = capsys.readouterr().out
     assert f"azeros> {first.text}" in out and f"azeros> {second.text}" in out
+
+
+def test_a_batch_size_below_one_is_refused(model_folder, model, wavs, tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(SystemExit) as exit_:
+        main(["infer", str(model_folder), str(wavs[0]), "-o", str(out), "--batch-size", "0"])
+    assert exit_.value.code == 2 and "--batch-size: must be at least 1, not 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        infer(model, [str(wavs[0])], out, batch_size=0)
+    assert not out.exists()  # refused before anything ran (it once answered everything as one batch)
+
+
+def test_chat_checks_its_audio_before_loading_the_model_and_fails(model_folder, tmp_path, monkeypatch, capsys):
+    def load_model(*_, **__):
+        raise AssertionError("the model was loaded before the audio was checked")
+
+    monkeypatch.setattr("azeros.inference.load_model", load_model)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["chat", str(model_folder), "--audio", str(tmp_path / "missing.wav")]) == 2
+    assert f"{tmp_path / 'missing.wav'}: file not found" in capsys.readouterr().err

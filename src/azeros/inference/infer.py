@@ -117,7 +117,12 @@ def infer(
 
     Returns:
         The counts; every item read is in exactly one of answered, failed and skipped.
+
+    Raises:
+        ValueError: ``batch_size`` is below 1.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     summary = InferSummary()
     seen: set[str] = set()
     with ManifestWriter(output) as writer, tqdm(desc="infer", unit="item", disable=not progress) as bar:

@@ -218,10 +218,11 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser = _model_parser(
         subparsers, "infer", _infer, "answer manifests or audio files into a jsonl file",
         "Answer every recording; a bad item is recorded with its reason and the job goes on. Resumable: "
-        "ids already in the output are skipped. Prints the counts (total = answered + failed + skipped).",
+        "ids answered in the output are skipped, failed ones tried again. Prints the counts "
+        "(total = answered + failed + skipped).",
     )
     parser.add_argument("inputs", nargs="+", metavar="MANIFEST_OR_WAVS", help="manifests, audio files or folders")
-    parser.add_argument("-o", "--output", required=True, help="output .jsonl (ids already in it are skipped)")
+    parser.add_argument("-o", "--output", required=True, help="output .jsonl (ids answered in it are skipped)")
     parser.add_argument("--instruction", help="text after every audio (default: a manifest's stored instruction)")
     parser.add_argument("--batch-size", type=_positive_int, default=8, help="recordings answered together")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

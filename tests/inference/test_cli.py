@@ -43,9 +43,20 @@ def test_infer_records_every_item_once_and_resumes(model_folder, model, wavs, tm
     assert errors[lost.to_cut().id].endswith("lost.wav: file not found")
     assert "duplicate id" in errors[str(wavs[0])]
 
+    # a rerun skips what was answered and tries the failures again; each id keeps one record
+    assert main(["infer", str(model_folder), *inputs, "-o", str(out), "--max-new-tokens", str(MAX)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "total": 6, "answered": 0, "failed": 4, "skipped": 2}
+    assert sorted(map(json.loads, out.read_text().splitlines()), key=json.dumps) == sorted(records, key=json.dumps)
+    sf.write(tmp_path / "missing.wav", sf.read(wavs[1])[0], sf.info(wavs[1]).samplerate)  # the user fixes one
     assert main(["infer", str(model_folder), *inputs[:2], "-o", str(out), "--max-new-tokens", str(MAX)]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] == 2
-    assert len(out.read_text().splitlines()) == 6  # nothing written twice
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "total": 2, "answered": 1, "failed": 0, "skipped": 1}
+    rerun = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert len(rerun) == 5 and len(out.read_text().splitlines()) == 6  # the old failure is gone
+    assert "error" not in rerun[str(tmp_path / "missing.wav")]
+    assert rerun[str(tmp_path / "missing.wav")]["response"] == generate(
+        model, [str(wavs[1])], params=GenerationParams(max_new_tokens=MAX))[0].text
 
 
 def test_infer_fails_each_unreadable_manifest_line_by_file_and_number(model_folder, wavs, tmp_path, capsys):

@@ -550,8 +550,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _KNOWN_ERRORS as error:
         if args.debug:
             raise
-        print(f"azeros {args.command}: error: {error}", file=sys.stderr)
+        print(f"azeros {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+def _one_line(error: Exception) -> str:
+    """The error as a user reads it: an OS error as ``path: reason``, not ``[Errno 2] ...: 'path'``."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror[:1].lower()}{error.strerror[1:]}"
+    return str(error)
 
 
 if __name__ == "__main__":

@@ -116,17 +116,26 @@ def _chat(args: argparse.Namespace) -> int:
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     speaker = _speaker(args)
     session = ChatSession(model)
-    print("azeros chat: type text or an audio path (+ text); /new, /quit", file=sys.stderr)
+    print("azeros chat: type text or an audio path (+ text); /help lists the commands", file=sys.stderr)
     while True:
         if not audio and text is None:
             try:
                 line = input("you> ").strip()
             except EOFError:
                 return 0
+            except KeyboardInterrupt:  # as in Python's REPL: the line is dropped, the session goes on
+                print()
+                continue
             if line in ("/quit", "/exit"):
                 return 0
             if line == "/new":
                 session = ChatSession(model)
+                continue
+            if line == "/help":
+                print(_CHAT_HELP)
+                continue
+            if _is_command(line):
+                print(f"[unknown command {line}; /help lists them]")
                 continue
             audio, text = _split_audio(line)
             if not audio and not text:
@@ -136,6 +145,8 @@ def _chat(args: argparse.Namespace) -> int:
             answer = session.ask(audio or None, text, params, on_text=lambda piece: print(piece, end="", flush=True))
         except ValueError as error:  # bad audio (AudioError) or an empty turn: say so and go on
             print(f"[{error}]")
+        except KeyboardInterrupt:  # Ctrl-C stops this answer; the session forgets the turn and goes on
+            print(" [stopped]")
         else:
             print("" if answer.finish_reason == "stop" else " [cut at --max-new-tokens]")
             if speaker is not None:
@@ -147,11 +158,35 @@ def _chat(args: argparse.Namespace) -> int:
         audio, text = [], None
 
 
+_CHAT_HELP = """\
+  TEXT                  ask in text
+  AUDIO_FILE [TEXT]     ask about a recording (a missing file is an error, not text)
+  /new                  start a new conversation
+  /help                 this list
+  /quit, /exit, Ctrl-D  leave
+  Ctrl-C                stop the answer being written (the turn is forgotten)"""
+
+
+def _is_command(line: str) -> bool:
+    """``/new``-like: one word after a slash (``/tmp/a.wav`` and ``/a.wav`` are paths)."""
+    first = line.split(maxsplit=1)[0] if line else ""
+    return first.startswith("/") and "/" not in first[1:] and "." not in first
+
+
 def _split_audio(line: str) -> tuple[list[str], str | None]:
-    """``"clip.wav what is this?"`` -> ``(["clip.wav"], "what is this?")``; plain text has no audio."""
+    """``"clip.wav what is this?"`` -> ``(["clip.wav"], "what is this?")``; plain text has no audio.
+
+    A first word that looks like a path (an audio suffix, or starting ``/``, ``./``, ``../``, ``~``) is
+    taken as audio even when no such file exists, so the turn fails with "file not found" instead of
+    sending the path to the model as text.
+    """
+    from azeros.inference import AUDIO_SUFFIXES
+
     first, _, rest = line.partition(" ")
-    if first and Path(first).expanduser().is_file():
-        return [str(Path(first).expanduser())], rest.strip() or None
+    path = Path(first).expanduser()
+    looks_like_a_path = path.suffix.lower() in AUDIO_SUFFIXES or first.startswith(("/", "./", "../", "~"))
+    if first and (looks_like_a_path or path.is_file()):
+        return [str(path)], rest.strip() or None
     return [], line or None
 
 
@@ -194,7 +229,8 @@ def _add_chat(subparsers: argparse._SubParsersAction) -> None:
     parser = _model_parser(
         subparsers, "chat", _chat, "talk to a model in the terminal (answers stream token by token)",
         "Type text, or a path to an audio file (then optional text after it); /new starts a new "
-        "conversation, /quit (or Ctrl-D) leaves. Earlier turns are kept in the KV cache, not recomputed.",
+        "conversation, /quit (or Ctrl-D) leaves, /help lists the commands; Ctrl-C stops an answer, not the "
+        "session. Earlier turns are kept in the KV cache, not recomputed.",
     )
     parser.add_argument("--audio", nargs="+", metavar="FILE", help="audio of the first turn")
     parser.add_argument("--text", help="text of the first turn")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 
@@ -103,3 +104,40 @@ def test_chat_checks_its_audio_before_loading_the_model_and_fails(model_folder, 
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["chat", str(model_folder), "--audio", str(tmp_path / "missing.wav")]) == 2
     assert f"{tmp_path / 'missing.wav'}: file not found" in capsys.readouterr().err
+
+
+class _Keyboard(io.StringIO):
+    """stdin whose first read is a Ctrl-C at the prompt."""
+
+    interrupted = False
+
+    def readline(self, *args) -> str:
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return super().readline(*args)
+
+
+def test_chat_repl_ctrl_c_missing_files_and_help(model_folder, model, wavs, tmp_path, monkeypatch, capsys):
+    chat_module = importlib.import_module("azeros.inference.chat")  # the package's `chat` is the function
+    answer_batch = chat_module.answer_batch
+
+    def interrupted_once(*args, on_text=None, **kwargs):
+        monkeypatch.setattr(chat_module, "answer_batch", answer_batch)  # the next answer runs to its end
+        on_text(0, "half an ans")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(chat_module, "answer_batch", interrupted_once)
+    missing = tmp_path / "missing.wav"
+    monkeypatch.setattr("sys.stdin", _Keyboard(f"{wavs[1]} forget this\n{missing} hello\n/help\n/nope\nhi\n"))
+    try:
+        assert main(["chat", str(model_folder), "--max-new-tokens", str(MAX)]) == 0
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C ended the chat session")
+    out = capsys.readouterr().out
+    assert "azeros> half an ans [stopped]" in out
+    assert f"azeros> [{missing}: file not found]" in out  # not sent to the model as text
+    assert "/new" in out and "Ctrl-C" in out and "[unknown command /nope; /help lists them]" in out
+    # the stopped turn was forgotten: "hi" is answered as the first turn of the conversation
+    expected = ChatSession(model).ask(text="hi", params=GenerationParams(max_new_tokens=MAX)).text
+    assert f"azeros> {expected}" in out

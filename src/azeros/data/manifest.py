@@ -202,7 +202,7 @@ class ManifestWriter:
     def __init__(self, path: str | Path, redo: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.redo = redo or (lambda record: False)
+        self._redo = redo or (lambda record: False)
         self.done_ids: set[str] = set()
         self._redo_ids: set[str] = set()  # ids with a record that a new one would supersede
         self._superseded = False
@@ -210,8 +210,8 @@ class ManifestWriter:
             scan = _Scan(self.path)
             records = list(_records(scan))
             kept = self._without_superseded(records)
-            self.done_ids = {record["id"] for record in kept if not self.redo(record)}
-            self._redo_ids = {record["id"] for record in kept if self.redo(record)}
+            self.done_ids = {record["id"] for record in kept if not self._redo(record)}
+            self._redo_ids = {record["id"] for record in kept if self._redo(record)}
             if not scan.clean:
                 logger.warning("%s: repairing a torn tail, keeping %d complete records", self.path, len(records))
             if not scan.clean or len(kept) < len(records):
@@ -222,7 +222,7 @@ class ManifestWriter:
         later: set[str] = set()
         kept = []
         for record in reversed(records):
-            if not (self.redo(record) and record["id"] in later):
+            if not (self._redo(record) and record["id"] in later):
                 kept.append(record)
             later.add(record["id"])
         return kept[::-1]
@@ -244,7 +244,7 @@ class ManifestWriter:
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._handle.flush()  # gzip: a sync flush, so every finished line is decodable after a kill
         self._superseded |= record["id"] in self._redo_ids
-        if self.redo(record):
+        if self._redo(record):
             self._redo_ids.add(record["id"])
         else:
             self.done_ids.add(record["id"])

@@ -3,7 +3,7 @@
 Every input item ends up in the output exactly once: answered (``response``, ``finish_reason``) or
 failed (``error``: the reason, e.g. an unreadable file). A failed item never stops the job. The output is
 written as it goes and a rerun skips the ids answered in it, so an interrupted job resumes where it was;
-the failed ones it tries again (their old records are removed first, so each id stays in the output once).
+the failed ones it tries again (a new record replaces the old failure, so each id stays in the output once).
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def infer(
     summary = InferSummary()
     seen: set[str] = set()
     # failures are tried again: a file that was missing or broken may have been fixed since
-    with ManifestWriter(output, redo=lambda record: "error" in record) as writer, tqdm(desc="infer", unit="item", disable=not progress) as bar:
+    writer = ManifestWriter(output, redo=lambda record: "error" in record)
+    with writer, tqdm(desc="infer", unit="item", disable=not progress) as bar:
         already = set(writer.done_ids)
         for chunk in _chunks(iter_items(inputs), batch_size):
             ready: list[tuple[InferItem, np.ndarray, str | None]] = []

@@ -95,7 +95,7 @@ class SpeechLLMConfig:
         Raises:
             ConfigError: the config, or one of its encoders, is not a mapping.
         """
-        known = _known_keys(data, cls, source, _LEGACY_CONFIG_KEYS)
+        known = _known_keys(data, cls, source, _KNOWN_NON_SETTINGS)
         known["encoders"] = [
             EncoderSpec(**_known_keys(encoder, EncoderSpec, f"{source}: encoder {index}"))
             for index, encoder in enumerate(known.get("encoders", []))
@@ -104,7 +104,7 @@ class SpeechLLMConfig:
 
 
 # Keys a saved config may hold that are not settings: the folder's type tag, and a key earlier versions wrote.
-_LEGACY_CONFIG_KEYS = frozenset({"model_type", "question_mode"})
+_KNOWN_NON_SETTINGS = frozenset({"model_type", "question_mode"})
 
 
 def _known_keys(data: Any, kind: type, source: str, expected: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -293,7 +293,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-prompt-tokens", type=int, help="longest prompt, audio frames included "
                         "(default: the LLM's context); longer ones get 400")
     parser.add_argument("--max-pending", type=int, default=64, help="queued requests before answering 429")
-    parser.add_argument("--max-batch-size", type=int, default=8, help="requests decoded together")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=8, help="requests decoded together")
     parser.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a batch collects requests")
     _speech_flags(parser)
 

@@ -144,6 +144,8 @@ def test_a_port_in_use_is_refused_before_the_model_loads(model_folder, monkeypat
         port = taken.getsockname()[1]
         assert main(["serve", str(model_folder), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+    assert main(["serve", str(model_folder), "--port", "70000"]) == 2
+    assert "cannot listen on 127.0.0.1:70000: bind(): port must be 0-65535" in capsys.readouterr().err
 
 
 def test_prompt_past_the_context_is_400_and_holds_up_nobody(faulty):

@@ -218,8 +218,8 @@ def _check_address_free(host: str, port: int) -> None:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.create_server((host, port), family=family):  # SO_REUSEADDR, as uvicorn binds
             pass
-    except OSError as error:
-        raise AzerosError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    except (OSError, OverflowError) as error:  # OverflowError: a port past 65535
+        raise AzerosError(f"cannot listen on {host}:{port}: {getattr(error, 'strerror', None) or error}") from None
 
 
 def run_server(model_folder: str | Path, config: ServerConfig, device: str = "cpu") -> None:

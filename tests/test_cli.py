@@ -42,6 +42,12 @@ def test_missing_manifest_is_one_line_and_exit_2_unless_debug(tmp_path, capsys):
         main(["train", str(recipe), "--debug"])
 
 
+def test_an_os_error_reads_as_path_and_reason_not_a_python_repr(tmp_path, capsys):
+    missing = tmp_path / "missing.yaml"
+    assert main(["generate", str(missing), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"azeros generate: error: {missing}: no such file or directory\n"
+
+
 def test_bad_override_is_one_line_naming_the_key(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "data": {"train": ["x.jsonl.gz"]}}))

@@ -74,7 +74,7 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
                         help="hub id, folder, GGUF file or embedded alias; for openai, the served model name")
     parser.add_argument("--dtype", default="auto", help="transformers: auto (bf16 on a GPU that has it), bf16, fp32")
     _device_flag(parser, "transformers: ")
-    parser.add_argument("--batch-size", type=int, default=64, help="transformers: rows decoded together")
+    parser.add_argument("--batch-size", type=_positive_int, default=64, help="transformers: rows decoded together")
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="answer length limit")
     parser.add_argument("--repeat-limit", type=int, default=64, help="a run of this many identical tokens is degenerate")
     parser.add_argument("--repetition-penalty", type=float, default=None,
@@ -109,25 +109,37 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _chat(args: argparse.Namespace) -> int:
+    from azeros.audio import SAMPLE_RATE, load_audio
     from azeros.inference import ChatSession, GenerationParams, load_model
     from azeros.llm import resolve_device
 
+    # the first turn's audio is decoded before the model loads: a bad file is an error in seconds, not minutes
+    audio = [(load_audio(path), SAMPLE_RATE) for path in args.audio or []]
+    text = args.text
     model = load_model(args.model, device=resolve_device(args.device))
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     speaker = _speaker(args)
     session = ChatSession(model)
-    audio, text = list(args.audio or []), args.text
-    print("azeros chat: type text or an audio path (+ text); /new, /quit", file=sys.stderr)
+    print("azeros chat: type text or an audio path (+ text); /help lists the commands", file=sys.stderr)
     while True:
         if not audio and text is None:
             try:
                 line = input("you> ").strip()
             except EOFError:
                 return 0
+            except KeyboardInterrupt:  # as in Python's REPL: the line is dropped, the session goes on
+                print()
+                continue
             if line in ("/quit", "/exit"):
                 return 0
             if line == "/new":
                 session = ChatSession(model)
+                continue
+            if line == "/help":
+                print(_CHAT_HELP)
+                continue
+            if _is_command(line):
+                print(f"[unknown command {line}; /help lists them]")
                 continue
             audio, text = _split_audio(line)
             if not audio and not text:
@@ -137,6 +149,8 @@ def _chat(args: argparse.Namespace) -> int:
             answer = session.ask(audio or None, text, params, on_text=lambda piece: print(piece, end="", flush=True))
         except ValueError as error:  # bad audio (AudioError) or an empty turn: say so and go on
             print(f"[{error}]")
+        except KeyboardInterrupt:  # Ctrl-C stops this answer; the session forgets the turn and goes on
+            print(" [stopped]")
         else:
             print("" if answer.finish_reason == "stop" else " [cut at --max-new-tokens]")
             if speaker is not None:
@@ -148,11 +162,35 @@ def _chat(args: argparse.Namespace) -> int:
         audio, text = [], None
 
 
+_CHAT_HELP = """\
+  TEXT                  ask in text
+  AUDIO_FILE [TEXT]     ask about a recording (a missing file is an error, not text)
+  /new                  start a new conversation
+  /help                 this list
+  /quit, /exit, Ctrl-D  leave
+  Ctrl-C                stop the answer being written (the turn is forgotten)"""
+
+
+def _is_command(line: str) -> bool:
+    """``/new``-like: one word after a slash (``/tmp/a.wav`` and ``/a.wav`` are paths)."""
+    first = line.split(maxsplit=1)[0] if line else ""
+    return first.startswith("/") and "/" not in first[1:] and "." not in first
+
+
 def _split_audio(line: str) -> tuple[list[str], str | None]:
-    """``"clip.wav what is this?"`` -> ``(["clip.wav"], "what is this?")``; plain text has no audio."""
+    """``"clip.wav what is this?"`` -> ``(["clip.wav"], "what is this?")``; plain text has no audio.
+
+    A first word that looks like a path (an audio suffix, or starting ``/``, ``./``, ``../``, ``~``) is
+    taken as audio even when no such file exists, so the turn fails with "file not found" instead of
+    sending the path to the model as text.
+    """
+    from azeros.inference import AUDIO_SUFFIXES
+
     first, _, rest = line.partition(" ")
-    if first and Path(first).expanduser().is_file():
-        return [str(Path(first).expanduser())], rest.strip() or None
+    path = Path(first).expanduser()
+    looks_like_a_path = path.suffix.lower() in AUDIO_SUFFIXES or first.startswith(("/", "./", "../", "~"))
+    if first and (looks_like_a_path or path.is_file()):
+        return [str(path)], rest.strip() or None
     return [], line or None
 
 
@@ -174,6 +212,14 @@ def _model_parser(subparsers: argparse._SubParsersAction, name: str, run: Callab
     return parser
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (a batch of 0 once meant 'everything at once')."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _device_flag(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument("--device", default="auto", help=f"{prefix}auto (cuda if present, else cpu), cpu, cuda, cuda:1, ...")
 
@@ -187,7 +233,8 @@ def _add_chat(subparsers: argparse._SubParsersAction) -> None:
     parser = _model_parser(
         subparsers, "chat", _chat, "talk to a model in the terminal (answers stream token by token)",
         "Type text, or a path to an audio file (then optional text after it); /new starts a new "
-        "conversation, /quit (or Ctrl-D) leaves. Earlier turns are kept in the KV cache, not recomputed.",
+        "conversation, /quit (or Ctrl-D) leaves, /help lists the commands; Ctrl-C stops an answer, not the "
+        "session. Earlier turns are kept in the KV cache, not recomputed.",
     )
     parser.add_argument("--audio", nargs="+", metavar="FILE", help="audio of the first turn")
     parser.add_argument("--text", help="text of the first turn")
@@ -211,12 +258,13 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser = _model_parser(
         subparsers, "infer", _infer, "answer manifests or audio files into a jsonl file",
         "Answer every recording; a bad item is recorded with its reason and the job goes on. Resumable: "
-        "ids already in the output are skipped. Prints the counts (total = answered + failed + skipped).",
+        "ids answered in the output are skipped, failed ones tried again. Prints the counts "
+        "(total = answered + failed + skipped).",
     )
     parser.add_argument("inputs", nargs="+", metavar="MANIFEST_OR_WAVS", help="manifests, audio files or folders")
-    parser.add_argument("-o", "--output", required=True, help="output .jsonl (ids already in it are skipped)")
+    parser.add_argument("-o", "--output", required=True, help="output .jsonl (ids answered in it are skipped)")
     parser.add_argument("--instruction", help="text after every audio (default: a manifest's stored instruction)")
-    parser.add_argument("--batch-size", type=int, default=8, help="recordings answered together")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, help="recordings answered together")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -249,7 +297,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-prompt-tokens", type=int, help="longest prompt, audio frames included "
                         "(default: the LLM's context); longer ones get 400")
     parser.add_argument("--max-pending", type=int, default=64, help="queued requests before answering 429")
-    parser.add_argument("--max-batch-size", type=int, default=8, help="requests decoded together")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=8, help="requests decoded together")
     parser.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a batch collects requests")
     _speech_flags(parser)
 
@@ -434,7 +482,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                         "airbench: foundation,chat")
     parser.add_argument("--with-paper", action="store_true", help="voicebench/airbench: add the paper's published rows")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="voicebench/airbench: cap on answer length")
-    parser.add_argument("--batch-size", type=int, default=8, help="recordings answered together")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, help="recordings answered together")
     _device_flag(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=_eval)
@@ -542,8 +590,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _KNOWN_ERRORS as error:
         if args.debug:
             raise
-        print(f"azeros {args.command}: error: {error}", file=sys.stderr)
+        print(f"azeros {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+def _one_line(error: Exception) -> str:
+    """The error as a user reads it: an OS error as ``path: reason``, not ``[Errno 2] ...: 'path'``."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror[:1].lower()}{error.strerror[1:]}"
+    return str(error)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,26 @@ def test_writer_survives_a_torn_tail_and_resumes(tmp_path, suffix):
     assert [cut.id for cut in read_cuts(path)] == [f"c{i}" for i in range(7)]
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_records_to_redo_are_not_done_and_give_way_to_later_ones(tmp_path, suffix):
+    path = tmp_path / f"out{suffix}"
+    failed = lambda record: "error" in record  # noqa: E731
+    with ManifestWriter(path, redo=failed) as writer:
+        writer.write({"id": "a", "error": "file not found"})
+        writer.write({"id": "b", "answer": "yes"})
+    writer = ManifestWriter(path, redo=failed)
+    assert writer.done_ids == {"b"}
+    writer.write({"id": "a", "answer": "now found"})  # then killed before closing: the old failure stays ...
+    assert [r["id"] for r in iter_records(path)] == ["a", "b", "a"]
+    assert ManifestWriter(path, redo=failed).done_ids == {"a", "b"}  # ... and the next opening removes it
+    assert list(iter_records(path)) == [{"id": "b", "answer": "yes"}, {"id": "a", "answer": "now found"}]
+    with ManifestWriter(path, redo=failed) as writer:
+        writer.write({"id": "c", "error": "broken"})
+        writer.write({"id": "c", "error": "broken again"})
+    assert [r.get("error") for r in iter_records(path)][-1:] == ["broken again"]  # closing removes superseded ones
+    assert len(list(iter_records(path))) == 3
+
+
 def test_a_broken_line_in_the_middle_is_an_error(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a"}\n{"id": \n{"id": "c"}\n')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from azeros.audio import AudioError
+from azeros.errors import ConfigError
 from azeros.inference import GenerationParams, generate
 from azeros.models import (
     EncoderSpec,
@@ -145,6 +147,30 @@ def test_reference_checkpoints_and_partial_weights(tokenizer, tmp_path):
     assert load_projectors(fresh, tmp_path / "partial.pt", roles=["semantic"])  # what stage 2 asks for
     with pytest.raises(FileNotFoundError, match="no projector weights"):
         load_projectors(fresh, tmp_path / "nowhere")
+
+
+def test_a_broken_model_folder_is_named_in_one_clear_error(tokenizer, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(ValueError, match=f"{folder / 'model.safetensors'}: not a readable safetensors file"):
+        load_projectors(tiny_speech_llm(tokenizer), folder)
+    for text, problem in [('{"llm": "x",', "not valid JSON"), ("[1]", "expected a JSON object, got list")]:
+        (folder / "config.json").write_text(text)
+        with pytest.raises(ConfigError, match=f"{folder / 'config.json'}: {problem}"):
+            load_model(folder)
+
+
+def test_unknown_config_keys_are_ignored_with_a_warning_listing_them(caplog):
+    data = {"model_type": "azeros", "llm": "x", "question_mode": "sift_s", "chat_mod": "sift_sp", "zeal": 1,
+            "encoders": [{"kind": "whisper", "rol": "paralinguistic"}]}
+    with caplog.at_level(logging.WARNING, logger="azeros"):
+        config = SpeechLLMConfig.from_dict(data, source="m/config.json")
+    assert config.chat_mode is None and config.encoders[0].role == "semantic"
+    assert [r.getMessage() for r in caplog.records] == [
+        "m/config.json: ignoring unknown keys: chat_mod, zeal",  # model_type, question_mode: known, not settings
+        "m/config.json: encoder 0: ignoring unknown keys: rol",
+    ]
 
 
 def test_training_loss_reaches_only_the_projectors(tokenizer):

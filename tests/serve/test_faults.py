@@ -12,6 +12,7 @@ import base64
 import gc
 import io
 import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from azeros.cli import main
 from azeros.inference import EngineRequest, GenerationParams, Turn, load_model
 from azeros.inference import engine as engine_module
 from azeros.serve import RequestError, ServerConfig, ServingChat, ServingLimits, load_server
@@ -131,6 +133,19 @@ def test_decode_bombs_are_refused_from_the_header_within_bounded_memory(faulty, 
         assert reply.status_code == 400, (name, reply.text)
         assert reason in reply.json()["error"]["message"], (name, reply.text)
         assert growth < MEMORY_BOUND_MB, f"{name}: the server's peak memory grew by {growth:.0f} MB"
+
+
+def test_a_port_in_use_is_refused_before_the_model_loads(model_folder, monkeypatch, capsys):
+    def load_model(*_, **__):
+        raise AssertionError("the model was loaded before the port was checked")
+
+    monkeypatch.setattr("azeros.serve.app.load_model", load_model)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", str(model_folder), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+    assert main(["serve", str(model_folder), "--port", "70000"]) == 2
+    assert "cannot listen on 127.0.0.1:70000: bind(): port must be 0-65535" in capsys.readouterr().err
 
 
 def test_prompt_past_the_context_is_400_and_holds_up_nobody(faulty):

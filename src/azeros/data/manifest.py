@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -194,22 +194,40 @@ class ManifestWriter:
 
     Args:
         path: ``.jsonl`` or ``.jsonl.gz``; parent folders are created.
+        redo: says which records do not count as done (e.g. failures, which a fixed file may turn into
+            results): their ids stay out of :attr:`done_ids`, and such a record is removed, on closing or
+            the next opening, once a later record of the same id supersedes it.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, redo: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._redo = redo or (lambda record: False)
         self.done_ids: set[str] = set()
+        self._redo_ids: set[str] = set()  # ids with a record that a new one would supersede
+        self._superseded = False
         if self.path.exists():
             scan = _Scan(self.path)
             records = list(_records(scan))
-            self.done_ids = {record["id"] for record in records}
+            kept = self._without_superseded(records)
+            self.done_ids = {record["id"] for record in kept if not self._redo(record)}
+            self._redo_ids = {record["id"] for record in kept if self._redo(record)}
             if not scan.clean:
-                self._rewrite(records)
+                logger.warning("%s: repairing a torn tail, keeping %d complete records", self.path, len(records))
+            if not scan.clean or len(kept) < len(records):
+                self._rewrite(kept)
         self._handle = _open_text(self.path, "a")
 
+    def _without_superseded(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        later: set[str] = set()
+        kept = []
+        for record in reversed(records):
+            if not (self._redo(record) and record["id"] in later):
+                kept.append(record)
+            later.add(record["id"])
+        return kept[::-1]
+
     def _rewrite(self, records: list[dict[str, Any]]) -> None:
-        logger.warning("%s: repairing a torn tail, keeping %d complete records", self.path, len(records))
         staging = self.path.with_name(".repair-" + self.path.name)  # same suffix, same compression
         with _open_text(staging, "w") as handle:
             for record in records:
@@ -225,11 +243,18 @@ class ManifestWriter:
         record = item.to_dict() if isinstance(item, Cut) else item
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._handle.flush()  # gzip: a sync flush, so every finished line is decodable after a kill
-        self.done_ids.add(record["id"])
+        self._superseded |= record["id"] in self._redo_ids
+        if self._redo(record):
+            self._redo_ids.add(record["id"])
+        else:
+            self.done_ids.add(record["id"])
 
     def close(self) -> None:
-        """Close the file (a gzip member gets its end marker)."""
+        """Close the file (a gzip member gets its end marker), without the records superseded since opening."""
         self._handle.close()
+        if self._superseded:
+            self._rewrite(self._without_superseded(list(_records(_Scan(self.path)))))
+            self._superseded = False
 
     def __enter__(self) -> ManifestWriter:
         return self

@@ -134,6 +134,7 @@ class ChatSession:
         keep = _common_prefix(self._cached_keys, keys)
         keep = min(keep, len(keys) - 1)  # at least one position must be fed to get the next token
         self._cache.crop(keep - self._cache.get_seq_length())  # cut where the cache and the rendering part
+        self._cached_keys = self._cached_keys[:keep]  # still true if the answer is interrupted
         answer = answer_batch(
             self.model, batch, params, cache=self._cache, on_text=(lambda _, piece: on_text(piece)) if on_text else None
         )[0]
@@ -157,9 +158,17 @@ class ChatSession:
             text: an instruction or question, written after the audio.
             params: generation parameters.
             on_text: called with each new piece of the answer.
+
+        If answering is interrupted (Ctrl-C: ``KeyboardInterrupt``), the turn is taken back: the session is
+        as it was before, and the next question follows the last answered one.
         """
+        turns, frames = len(self.turns), len(self._frames)
         self.add_user(audio, text)
-        return self.respond(params, on_text)
+        try:
+            return self.respond(params, on_text)
+        except BaseException:
+            del self.turns[turns:], self._frames[frames:]
+            raise
 
 
 def chat(

@@ -2,7 +2,8 @@
 
 Every input item ends up in the output exactly once: answered (``response``, ``finish_reason``) or
 failed (``error``: the reason, e.g. an unreadable file). A failed item never stops the job. The output is
-written as it goes and a rerun skips the ids already in it, so an interrupted job resumes where it was.
+written as it goes and a rerun skips the ids answered in it, so an interrupted job resumes where it was;
+the failed ones it tries again (a new record replaces the old failure, so each id stays in the output once).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class InferSummary:
         total: items read from the inputs.
         answered: items answered in this run.
         failed: items recorded with an error in this run (bad audio, duplicate id).
-        skipped: items already in the output from an earlier run.
+        skipped: items already answered in the output by an earlier run.
     """
 
     total: int = 0
@@ -109,7 +110,8 @@ def infer(
     Args:
         model: the model.
         inputs: manifests, audio files or folders.
-        output: the ``.jsonl`` (or ``.jsonl.gz``) to append to; ids already in it are skipped.
+        output: the ``.jsonl`` (or ``.jsonl.gz``) to append to; ids answered in it are skipped, failed
+            ones tried again.
         instruction: text after every audio, overriding a manifest's stored instruction.
         batch_size: items per ``generate``.
         params: generation parameters.
@@ -117,24 +119,31 @@ def infer(
 
     Returns:
         The counts; every item read is in exactly one of answered, failed and skipped.
+
+    Raises:
+        ValueError: ``batch_size`` is below 1.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     summary = InferSummary()
     seen: set[str] = set()
-    with ManifestWriter(output) as writer, tqdm(desc="infer", unit="item", disable=not progress) as bar:
+    # failures are tried again: a file that was missing or broken may have been fixed since
+    writer = ManifestWriter(output, redo=lambda record: "error" in record)
+    with writer, tqdm(desc="infer", unit="item", disable=not progress) as bar:
         already = set(writer.done_ids)
         for chunk in _chunks(iter_items(inputs), batch_size):
             ready: list[tuple[InferItem, np.ndarray, str | None]] = []
             for item in chunk:
                 summary.total += 1
-                if item.id in already:
-                    summary.skipped += 1
-                    continue
                 record = {"id": item.id, "source": item.source}
                 if item.id in seen:
                     writer.write({**record, "error": "duplicate id: an earlier item with this id was already processed"})
                     summary.failed += 1
                     continue
                 seen.add(item.id)
+                if item.id in already:
+                    summary.skipped += 1
+                    continue
                 if item.error is not None:
                     writer.write({**record, "error": item.error})
                     summary.failed += 1

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from azeros.errors import ConfigError
 from azeros.llm import load_llm
 from azeros.models.speech_llm import SpeechLLM, SpeechLLMConfig
 
@@ -112,12 +114,21 @@ def load_model(folder: str | Path, *, dtype: str | None = None, device: str | to
         folder: the model folder.
         dtype: override the saved LLM dtype.
         device: where to put the model.
+
+    Raises:
+        FileNotFoundError: no ``config.json`` or no weights file.
+        ConfigError: ``config.json`` is not a JSON object.
+        ValueError: the weights file is unreadable or does not fit the config (the message names the file).
     """
     folder = Path(folder)
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder}: no config.json; not an azeros model folder")
-    config = SpeechLLMConfig.from_dict(json.loads(config_file.read_text()))
+    try:
+        data = json.loads(config_file.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{config_file}: not valid JSON ({error})") from None
+    config = SpeechLLMConfig.from_dict(data, source=str(config_file))
     if dtype is not None:
         config.dtype = dtype
     if (folder / config.llm).is_dir():
@@ -141,6 +152,9 @@ def _weights_file(path: Path) -> Path:
 
 def _read_weights(file: Path) -> dict[str, torch.Tensor]:
     if file.suffix == ".safetensors":
-        return load_file(file)
+        try:
+            return load_file(file)
+        except SafetensorError as error:  # its message names no file
+            raise ValueError(f"{file}: not a readable safetensors file ({error})") from None
     state = torch.load(file, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
     return state.get("state_dict", state) if isinstance(state, dict) else state

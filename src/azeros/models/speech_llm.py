@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from azeros.errors import ConfigError
 from azeros.llm import attention_span, default_repetition_penalty, load_llm
 from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.packing import PrefixStates, next_tokens, packed_inputs, shared_prefix
@@ -84,10 +85,37 @@ class SpeechLLMConfig:
         return {"model_type": "azeros", **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SpeechLLMConfig:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}  # tolerate unknown keys
-        known["encoders"] = [EncoderSpec(**e) for e in known.get("encoders", [])]
+    def from_dict(cls, data: Mapping[str, Any], source: str = "model config") -> SpeechLLMConfig:
+        """The config a saved ``config.json`` holds; keys this version does not know are logged and ignored.
+
+        Args:
+            data: the parsed ``config.json``.
+            source: how to name it in messages (the file).
+
+        Raises:
+            ConfigError: the config, or one of its encoders, is not a mapping.
+        """
+        known = _known_keys(data, cls, source, _KNOWN_NON_SETTINGS)
+        known["encoders"] = [
+            EncoderSpec(**_known_keys(encoder, EncoderSpec, f"{source}: encoder {index}"))
+            for index, encoder in enumerate(known.get("encoders", []))
+        ]
         return cls(**known)
+
+
+# Keys a saved config may hold that are not settings: the folder's type tag, and a key earlier versions wrote.
+_KNOWN_NON_SETTINGS = frozenset({"model_type", "question_mode"})
+
+
+def _known_keys(data: Any, kind: type, source: str, expected: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The entries of ``data`` that are fields of the dataclass ``kind``; a warning lists the others, since
+    a key this version does not read (a typo, a newer version's setting) would otherwise be lost unseen."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(kind.__dataclass_fields__) - expected)
+    if unknown:
+        logger.warning("%s: ignoring unknown keys: %s", source, ", ".join(unknown))
+    return {key: value for key, value in data.items() if key in kind.__dataclass_fields__}
 
 
 @dataclass

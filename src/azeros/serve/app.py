@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from azeros.errors import AzerosError
 from azeros.inference import Engine, SpeechLLM, load_model
 from azeros.serve.protocol import ChatCompletionRequest, ModelCard, ModelList
 from azeros.serve.serving import RequestError, ServingChat, ServingLimits
@@ -212,10 +214,25 @@ def load_server(model: SpeechLLM, config: ServerConfig) -> FastAPI:
     return build_app(serving, config)
 
 
+def _check_address_free(host: str, port: int) -> None:
+    """Bind the address once and let it go: uvicorn would find a port in use only after the model loaded."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):  # SO_REUSEADDR, as uvicorn binds
+            pass
+    except (OSError, OverflowError) as error:  # OverflowError: a port past 65535
+        raise AzerosError(f"cannot listen on {host}:{port}: {getattr(error, 'strerror', None) or error}") from None
+
+
 def run_server(model_folder: str | Path, config: ServerConfig, device: str = "cpu") -> None:
-    """``azeros serve``: load the model folder onto ``device`` and serve it until interrupted."""
+    """``azeros serve``: load the model folder onto ``device`` and serve it until interrupted.
+
+    Raises:
+        AzerosError: the address cannot be listened on (a port in use), said before the model loads.
+    """
     import uvicorn
 
+    _check_address_free(config.host, config.port)
     folder = Path(model_folder)
     config.model_name = config.model_name or folder.resolve().name
     app = load_server(load_model(folder, device=device), config)

@@ -127,7 +127,8 @@ def plan_corpus(num_utterances: int, seed: int = 0) -> list[PlannedUtterance]:
 
 
 def _cut(utterance: PlannedUtterance, wav: Path) -> MonoCut:
-    recording = Recording.from_file(wav, recording_id=utterance.cut_id)
+    # absolute: a manifest is read from other folders (training, evaluation) than the one that wrote it
+    recording = Recording.from_file(wav.resolve(), recording_id=utterance.cut_id)
     supervision = SupervisionSegment(
         id=utterance.cut_id,
         recording_id=utterance.cut_id,
@@ -216,7 +217,7 @@ def real_recordings_manifest(out_dir: str | Path, root: str | Path = _POCKETSPHI
             wav = out / "wavs" / f"real-{cut_id}.wav"
             sf.write(wav, samples, SAMPLE_RATE, subtype="PCM_16")
         load_audio(wav, name=cut_id)  # a broken file is reported here, by name, not during training
-        recording = Recording.from_file(wav, recording_id=f"real-{cut_id}")
+        recording = Recording.from_file(Path(wav).resolve(), recording_id=f"real-{cut_id}")
         supervision = SupervisionSegment(
             id=f"real-{cut_id}", recording_id=recording.id, start=0.0, duration=recording.duration,
             text=text, language="en",

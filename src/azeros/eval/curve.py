@@ -127,17 +127,18 @@ def learning_curve(run_dir: str | Path, out_dir: str | Path, *, data_dir: str | 
     records = []
     for step, folder in points:
         summary_file = out / f"step-{step}" / "summary.json"
+        heard_file = out / f"step-{step}" / "heard.json"
+        needs_heard = hears_in_tokens(speech.model) and not heard_file.is_file()
+        if needs_heard or not summary_file.is_file():
+            load_projectors(speech.model, folder)  # once per point, for whichever of the two is missing
         if summary_file.is_file():
             summary = json.loads(summary_file.read_text())
         else:
-            load_projectors(speech.model, folder)
             system = AzerosSystem(speech.model, f"step-{step}")
             summary = run_benchmark([text, system], tasks, out / f"step-{step}", batch_size=batch_size,
                                     progress=False).summary
         own = summary["systems"][f"step-{step}"]
-        heard_file = out / f"step-{step}" / "heard.json"
-        if hears_in_tokens(speech.model) and not heard_file.is_file():
-            load_projectors(speech.model, folder)
+        if needs_heard:
             items = [item for task in tasks for item in task.items()]
             rates = heard_word_error_rate(speech.model, items, out / f"step-{step}" / "heard.jsonl", batch_size)
             heard_file.write_text(json.dumps(rates) + "\n")

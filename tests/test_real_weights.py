@@ -66,6 +66,22 @@ def test_whisper_ct2_frames_are_the_same_alone_or_batched(alias, dim):
         assert torch.equal(frames[i, : lengths[i]], alone[0, : n[0]])
 
 
+
+def test_whisper_ct2_padded_to_its_window_reads_the_utterance_inside_30_s_of_silence():
+    plain = build_encoder("whisper-ct2", path="whisper-tiny.en-ct2")
+    padded = build_encoder("whisper-ct2", path="whisper-tiny.en-ct2", pad_to_window=True)
+    waves = [espeak("hello there", "en"), espeak("good morning to you", "en+f3")]
+    frames, lengths = padded(waves)
+    assert lengths.tolist() == [plain.num_frames(w.size) for w in waves]  # the real audio's frames only
+    silence = np.zeros(30 * 16000, dtype=np.float32)
+    silence[: waves[0].size] = waves[0]
+    window, _ = plain([silence])  # [1, 1500, 384]: what Whisper itself reads
+    assert torch.allclose(frames[0, : lengths[0]], window[0, : lengths[0]], atol=1e-4)
+    unpadded, _ = plain(waves[:1])
+    assert not torch.allclose(unpadded[0], frames[0, : lengths[0]], atol=1e-2)  # padding changes the frames
+    # caches and models made before the option keep their fingerprint; the padded encoder has its own
+    assert "pad_to_window" not in plain.config() and padded.fingerprint() != plain.fingerprint()
+
 def test_ge2e_tells_voices_apart():
     encoder = build_encoder("ge2e", path="ge2e-resemblyzer")
     texts = ["the weather is lovely today", "please call me back tomorrow", "where is the nearest station"]

@@ -432,3 +432,17 @@ def test_a_label_that_would_rewrite_the_prompt_never_reaches_training(manifests,
         items = load_items([poisoned, cuts[1]], ("semantic",))
     assert [item.cut.id for item in items] == [cuts[1].id]
     assert f"skipping cut {cuts[0].id}" in caplog.text and "reserved by the oracle format" in caplog.text
+
+
+def test_filling_the_encoder_cache_runs_only_the_encoders(tmp_path, tiny_model_section, manifests, monkeypatch):
+    from azeros.training.loop import _fill, open_caches
+
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "run", tiny_model_section, manifests)))
+    model = build_model(recipe.model, seed=0, verbose=False)
+    caches = open_caches(recipe, model)
+
+    def no_projection(*args, **kwargs):
+        raise AssertionError("the cache fill projected audio: only the encoders should run")
+
+    monkeypatch.setattr(type(model), "project", no_projection)
+    assert _fill(model, caches, recipe) == {"semantic": 20}  # 16 training + 4 held-out utterances

@@ -34,6 +34,7 @@ from azeros.training.recipe import DataSection
 __all__ = [
     "TrainItem",
     "at_model_rate",
+    "encoded_audio",
     "load_items",
     "make_batch",
     "manifest_cuts",
@@ -205,7 +206,7 @@ def load_items(
     return items
 
 
-def _encoded_audio(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache]) -> EncodedAudio:
+def encoded_audio(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[str, EncoderCache]) -> EncodedAudio:
     """The items' encoder frames: cached frames where allowed, the encoder elsewhere (each item has one audio)."""
     rows: list[dict[str, torch.Tensor]] = [{} for _ in items]  # per item, {role: frames [t, d]}
     for role in model.roles:
@@ -241,7 +242,7 @@ def make_batch(
         The batch with projected audio scattered into each conversation's audio positions.
     """
     chats = chats or [render_item(model, item) for item in items]
-    return build_batch(model, [item.messages for item in items], _encoded_audio(model, items, caches), chats=chats)
+    return build_batch(model, [item.messages for item in items], encoded_audio(model, items, caches), chats=chats)
 
 
 def render_item(model: SpeechLLM, item: TrainItem) -> RenderedChat:

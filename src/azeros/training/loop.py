@@ -24,6 +24,7 @@ from azeros.training.averaging import ProjectorAverage
 from azeros.training.cache import EncoderCache
 from azeros.training.checkpoint import Checkpoint, latest_checkpoint, rng_state, set_rng_state
 from azeros.training.data import (
+    encoded_audio,
     load_items,
     make_batch,
     manifest_cuts,
@@ -178,10 +179,14 @@ def _export_average(model: SpeechLLM, average: ProjectorAverage, trainable: dict
 
 
 def _encode(model: SpeechLLM, cuts: list, caches: dict[str, EncoderCache]) -> None:
-    """Put the frames of ``cuts`` into the caches (cuts with bad audio are logged and left out)."""
+    """Put the frames of ``cuts`` into the caches (cuts with bad audio are logged and left out).
+
+    Only the encoders run: nothing is rendered, projected or embedded (a compressing projector's posterior
+    over the whole vocabulary made filling a cache ~10x slower than encoding).
+    """
     items = load_items(cuts, model.roles, caches=caches)
     if items:
-        make_batch(model, items, caches)
+        encoded_audio(model, items, caches)
 
 
 def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = False, force_resume: bool = False) -> Path:

@@ -30,7 +30,8 @@ def _model_modules() -> tuple[types.ModuleType, types.ModuleType]:
     modules = types.ModuleType("zipformer.modules")
     modules.__path__ = [str(root / "modules")]
     utils = types.ModuleType("zipformer.utils")
-    utils.torch_autocast = torch.amp.autocast
+    # The package's own signature: its modules call it with only ``enabled=False``.
+    utils.torch_autocast = lambda device_type="cuda", **kwargs: torch.amp.autocast(device_type, **kwargs)
     saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "zipformer"}
     sys.modules.update({"zipformer": package, "zipformer.modules": modules, "zipformer.utils": utils})
     try:

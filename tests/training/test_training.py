@@ -446,3 +446,26 @@ def test_filling_the_encoder_cache_runs_only_the_encoders(tmp_path, tiny_model_s
 
     monkeypatch.setattr(type(model), "project", no_projection)
     assert _fill(model, caches, recipe) == {"semantic": 20}  # 16 training + 4 held-out utterances
+
+
+def test_activation_checkpointing_recomputes_the_llm_layers_and_gives_the_same_gradients(tiny_model_section, manifests):
+    items_of = lambda model: load_items(list(manifest_cuts(manifests["train"]))[:3], model.roles)  # noqa: E731
+    plain = _model(tiny_model_section)
+    checkpointed = _model({**tiny_model_section, "activation_checkpointing": True})
+    runs = []
+    for model in (plain, checkpointed):
+        mlp_calls = []  # a layer's MLP runs again when the backward pass recomputes the layer
+        for layer in model.llm.get_decoder().layers:
+            layer.mlp.register_forward_pre_hook(lambda module, args: mlp_calls.append(1))
+        model.train()
+        result = model(make_batch(model, items_of(model), {}), reuse_prefix=False)
+        result.loss.backward()
+        runs.append((result.loss.item(), {n: p.grad.clone() for n, p in model.projectors.named_parameters()}, len(mlp_calls)))
+    (loss, grads, computed), (loss_c, grads_c, computed_c) = runs
+    assert loss == loss_c
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_c[name], grad, rtol=1e-6, atol=0)
+    assert grad.abs().sum() > 0
+    assert computed_c == 2 * computed == 2 * len(plain.llm.get_decoder().layers)
+    with pytest.raises(ValueError, match="cannot fill a key/value cache"):
+        checkpointed(make_batch(checkpointed, items_of(checkpointed), {}), reuse_prefix=True)

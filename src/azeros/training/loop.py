@@ -8,6 +8,7 @@ So the update is the same whether the global batch is split over micro-batches o
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -15,7 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.utils.checkpoint
 from tqdm import tqdm
+from transformers import Cache, PreTrainedModel
 
 from azeros.errors import ConfigError, RunFolderError
 from azeros.models import EncoderSpec, SpeechLLM, SpeechLLMConfig, load_projectors, projector_state, save_model
@@ -40,7 +43,7 @@ from azeros.training.recipe import ModelSection, TrainRecipe, load_recipe
 from azeros.training.run_folder import check_run_folder, start_run_folder
 from azeros.training.schedule import lr_at
 
-__all__ = ["build_model", "evaluate", "fill_cache", "model_folder", "open_caches", "train", "trained_model"]
+__all__ = ["build_model", "checkpoint_llm_layers", "evaluate", "fill_cache", "model_folder", "open_caches", "train", "trained_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +83,38 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
             logger.info("loaded %d tensors from %s: %s", len(loaded), section.init_from, ", ".join(loaded))
     for role, projector in model.projectors.items():
         projector.requires_grad_(role in section.train_roles)
+    if section.activation_checkpointing:
+        checkpoint_llm_layers(model.llm)
     if verbose:
         frozen = [r for r in model.roles if r not in section.train_roles]
         logger.info("training the %s projector(s); frozen: %s", ", ".join(section.train_roles), ", ".join(frozen) or "none")
     return model
+
+
+def checkpoint_llm_layers(llm: PreTrainedModel) -> int:
+    """Recompute each decoder layer of the frozen LLM in the backward pass instead of keeping its activations.
+
+    transformers' own switch (``gradient_checkpointing_enable``) acts only on a model in training mode, and a
+    frozen LLM stays in eval mode (dropout off), so each layer's ``forward`` is wrapped here, inside its hooks
+    (FSDP's run once). Without gradients (validation, generation) a layer runs as before. Returns how many
+    layers are wrapped.
+
+    Raises:
+        ValueError: from a wrapped layer given a key/value cache while gradients are on (the recompute would
+            append to the cache a second time).
+    """
+    layers = llm.get_decoder().layers
+    for layer in layers:
+        layer.forward = functools.partial(_checkpointed, layer.forward)
+    return len(layers)
+
+
+def _checkpointed(forward, *args, **kwargs):
+    if not torch.is_grad_enabled():
+        return forward(*args, **kwargs)
+    if any(isinstance(value, Cache) for value in kwargs.values()):
+        raise ValueError("a checkpointed LLM layer cannot fill a key/value cache: pass reuse_prefix=False")
+    return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
 
 def _sharded(recipe: TrainRecipe, dist: Distributed) -> bool:
@@ -223,6 +254,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     model = build_model(recipe.model, recipe.seed, verbose=dist.main)  # on the CPU
     model.train()  # projectors only: SpeechLLM keeps the frozen LLM and encoders in eval mode
     sharded = _sharded(recipe, dist)
+    reuse_prefix = not sharded and not recipe.model.activation_checkpointing  # see ModelSection, _sharded
     if sharded:  # before the move: the device gets each layer's shard, never the whole LLM
         layers = dist.shard_decoder_layers(model.llm)
         if dist.main:
@@ -308,7 +340,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
             if sharded and not batch.inputs_embeds.requires_grad:
                 batch.inputs_embeds.requires_grad_(True)  # the backward must pass every sharded layer everywhere
             with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                result = model(batch, reuse_prefix=not sharded)  # token-mean CE over this micro-batch's answers
+                result = model(batch, reuse_prefix=reuse_prefix)  # token-mean CE over this micro-batch's answers
             if result.loss.requires_grad:  # stage 2: sp items without known labels fill no paralinguistic slot
                 (result.loss * (count / global_tokens)).backward()  # summed over micro-batches and processes: the global mean
             if index < real:

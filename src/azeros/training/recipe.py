@@ -71,6 +71,11 @@ class ModelSection:
         chat_mode: the exported model's inference context (see :class:`azeros.models.SpeechLLMConfig`).
         chat_template: overrides the LLM's chat template (``chatml``: the reference's, for its targets
             written with no system turn; see :class:`azeros.models.SpeechLLMConfig`).
+        activation_checkpointing: keep only each frozen LLM decoder layer's input in the forward pass and
+            recompute the layer in the backward one. The loss reaches the projectors through the whole LLM,
+            so at 7B and long answers its activations are what bounds the batch; this trades about one more
+            LLM forward per step for them (same gradients). Passes then start at position 0 (no shared
+            prefix states: a recomputed layer would write its cache twice).
     """
 
     llm: str = "smollm2-135m-instruct"
@@ -86,6 +91,7 @@ class ModelSection:
     train_roles: list[str] = field(default_factory=lambda: ["semantic"])
     chat_mode: str | None = None
     chat_template: str | None = None
+    activation_checkpointing: bool = False
 
 
 @dataclass

@@ -16,7 +16,8 @@ __all__ = ["load_llm", "load_tokenizer", "resolve_device", "resolve_dtype"]
 
 
 def load_llm(
-    source: str, dtype: str | torch.dtype = torch.float32, device: str | torch.device = "cpu"
+    source: str, dtype: str | torch.dtype = torch.float32, device: str | torch.device = "cpu",
+    tokenizer_source: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer, frozen and in eval mode.
 
@@ -25,12 +26,14 @@ def load_llm(
             ``"smollm2-135m-instruct"``.
         dtype: the weights' dtype, or its name (see :func:`resolve_dtype`; ``auto`` is decided for ``device``).
         device: where the weights go.
+        tokenizer_source: where the tokenizer is, when not with the weights (the reference's model folders keep it
+            beside ``llm/``, not in it).
 
     Returns:
         ``(model, tokenizer)``.
     """
     folder = local_folder(source)
-    tokenizer = load_tokenizer(folder)
+    tokenizer = load_tokenizer(tokenizer_source or folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=resolve_dtype(dtype, device))
     model.requires_grad_(False)
     model.eval()

@@ -22,11 +22,12 @@ from azeros.audio import FBANK_DIM, fbank_batch, fbank_num_frames
 from azeros.models.encoders._zipformer2 import Zipformer2Model, ZipformerConfig, embed_frames, output_frames
 from azeros.models.encoders.base import SpeechEncoder
 
-__all__ = ["WEIGHT_FILES", "ZipformerEncoder", "load_zipformer_weights"]
+__all__ = ["BATCH_COUNT_KEY", "WEIGHT_FILES", "ZipformerEncoder", "load_zipformer_weights"]
 
 logger = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("pretrained.safetensors", "model.safetensors", "pretrained.pt", "model.pt")
+BATCH_COUNT_KEY = "model_batch_count"  # Auden's scalar beside the weights
 _FBANK_RATE = 100.0  # fbank frames a second
 _MIN_FBANK_FRAMES = 9  # the frontend's (9 - 7) // 2 = 1 frame
 _LISTED_KEYS = 20  # how many missing or unexpected names an error spells out
@@ -40,6 +41,11 @@ class ZipformerEncoder(SpeechEncoder):
         config: instead of ``path``, a :class:`ZipformerConfig` (or its dict) for random weights (tests,
             benchmarks).
         seed: seeds the random weights when built from ``config``.
+
+    Attributes:
+        batch_count: the ``model_batch_count`` its weights file held (Auden's training step count, which only
+            training-time schedules read), a scalar tensor kept so that saving writes it back unchanged; 0
+            otherwise.
     """
 
     kind = "zipformer"
@@ -51,6 +57,7 @@ class ZipformerEncoder(SpeechEncoder):
         if (path is None) == (config is None):
             raise ValueError("give exactly one of `path` or `config` for a zipformer encoder")
         self.path, self.seed = path, seed
+        self.batch_count = torch.tensor(0.0)
         if path is not None:
             weights_file, config_file = _encoder_files(Path(path))
             config = ZipformerConfig.from_dict(json.loads(config_file.read_text()))
@@ -62,7 +69,9 @@ class ZipformerEncoder(SpeechEncoder):
             torch.manual_seed(seed)
             self.model = Zipformer2Model(config)
         if path is not None:
-            _load_strictly(self.model, load_zipformer_weights(weights_file), weights_file)
+            state = load_zipformer_weights(weights_file)
+            self.batch_count = state.pop(BATCH_COUNT_KEY, self.batch_count)
+            _load_strictly(self.model, state, weights_file)
             logger.info("zipformer encoder: loaded %s", weights_file)
         self.model.requires_grad_(False)
         self.dim = max(config.encoder_dim)
@@ -97,7 +106,8 @@ def load_zipformer_weights(path: str | Path) -> dict[str, torch.Tensor]:
     A ``.pt`` file is read with ``weights_only=True`` and may wrap the weights in ``{"state_dict": ...}``
     (Auden) or ``{"model": ...}`` (icefall). DDP's ``module.`` and the prefix of a parent model (Auden's
     ``speech_encoder.``, ``paraling_encoder.``, ``audio_encoder.``, ...) are removed, keeping that model's
-    encoder only, and Auden's ``model_batch_count`` (the step count behind training-time schedules) is dropped.
+    encoder only; Auden's ``model_batch_count`` (the step count behind training-time schedules) is kept
+    under that name when the file holds it.
 
     Raises:
         ValueError: when no Zipformer is in the file, or several are.
@@ -120,7 +130,7 @@ def load_zipformer_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return {
         key[len(prefix):]: value
         for key, value in state.items()
-        if key.startswith(prefix) and key[len(prefix):] != "model_batch_count"
+        if key.startswith(prefix)
     }
 
 

@@ -6,6 +6,7 @@ from .features import (
     fbank,
     fbank_batch,
     fbank_num_frames,
+    spec_augment,
     whisper_log_mel,
     whisper_num_frames,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "fbank_batch",
     "fbank_num_frames",
     "load_audio",
+    "spec_augment",
     "validate_waveform",
     "whisper_log_mel",
     "whisper_num_frames",

@@ -2,7 +2,7 @@
 
 * :func:`fbank`: kaldi-compatible 80-bin log-mel filterbank, computed by lhotse's own
   ``Fbank`` with the settings icefall/Zipformer models (TTA, Auden-Voice) are trained on;
-  :func:`fbank_batch` pads a batch of them.
+  :func:`fbank_batch` pads a batch of them, optionally SpecAugmented (:func:`spec_augment`).
 * :func:`whisper_log_mel`: Whisper's log-mel, computed on the utterance alone
   (no padding to 30 s).
 
@@ -12,11 +12,14 @@ formula says, so callers can size masks and batches from sample counts alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
 import torch
+from lhotse.dataset import SpecAugment
 from lhotse.features.kaldi.extractors import Fbank, FbankConfig
 from lhotse.utils import LOG_EPSILON
 from transformers.audio_utils import mel_filter_bank
@@ -29,6 +32,7 @@ __all__ = [
     "fbank",
     "fbank_batch",
     "fbank_num_frames",
+    "spec_augment",
     "whisper_log_mel",
     "whisper_num_frames",
 ]
@@ -84,7 +88,9 @@ def fbank(wave: np.ndarray) -> np.ndarray:
     return _fbank_extractor().extract(wave, SAMPLE_RATE)  # [frames, 80]
 
 
-def fbank_batch(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+def fbank_batch(
+    waves: Sequence[np.ndarray], augment_seeds: Sequence[int | None] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`fbank` of each utterance, padded into one batch.
 
     Each utterance is computed alone: lhotse's own batched extraction zero-pads the waveforms, which
@@ -92,15 +98,51 @@ def fbank_batch(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor
 
     Args:
         waves: one mono 16 kHz float waveform per utterance, of any lengths.
+        augment_seeds: per utterance, ``None`` or the seed of its :func:`spec_augment`.
 
     Returns:
         ``(features, lengths)``: float32 ``[b, max frames, 80]`` holding :data:`FBANK_PAD_VALUE` after each
         utterance's frames, and int64 ``[b]`` frame counts (:func:`fbank_num_frames` of each).
     """
+    seeds = augment_seeds if augment_seeds is not None else [None] * len(waves)
     feats = [torch.from_numpy(fbank(w)) for w in waves]  # each [t_i, 80]
+    feats = [f if seed is None else spec_augment(f, seed) for f, seed in zip(feats, seeds, strict=True)]
     lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
     batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True, padding_value=FBANK_PAD_VALUE)
     return batch, lengths  # [b, t, 80], [b]
+
+
+def spec_augment(feats: torch.Tensor, seed: int) -> torch.Tensor:
+    """SpecAugment of one utterance's fbank with the reference's settings (lhotse's ``SpecAugment`` defaults:
+    time warp 80, two masks of up to 27 bins, up to ten of up to 100 frames and 15% of them), drawn from
+    ``seed`` alone.
+
+    lhotse draws from the global ``random``, NumPy and torch generators: they are seeded for the call and
+    given back as they were, so an augmentation neither depends on nor moves anyone else's draws.
+
+    Args:
+        feats: ``[t, 80]`` fbank frames.
+        seed: the draw.
+
+    Returns:
+        The augmented frames ``[t, 80]`` (a new tensor).
+    """
+    with _global_generators_seeded(seed):
+        return SpecAugment(p=1.0)(feats[None])[0]
+
+
+@contextmanager
+def _global_generators_seeded(seed: int) -> Iterator[None]:
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def whisper_num_frames(num_samples: int) -> int:

@@ -128,6 +128,7 @@ class TrainItem:
         finished: whether the target ended by itself (only then is the end-of-turn token supervised).
         cacheable: the audio is unaugmented, so its encoder output may come from the cache.
         no_system_turn: the target was written with no system turn at all (see :class:`azeros.data.Target`).
+        augment_seed: the seed of its fbank's SpecAugment (``None``: none).
     """
 
     cut: Cut
@@ -136,15 +137,17 @@ class TrainItem:
     finished: bool
     cacheable: bool
     no_system_turn: bool = False
+    augment_seed: int | None = None
 
     @classmethod
-    def from_cut(cls, cut: Cut, roles: Sequence[str], speed: float = 1.0) -> TrainItem:
+    def from_cut(cls, cut: Cut, roles: Sequence[str], speed: float = 1.0, augment_seed: int | None = None) -> TrainItem:
         messages, target = target_conversation(cut, encoders=roles)
         cut = at_model_rate(cut)
         if speed != 1.0:
             cut = cut.perturb_speed(speed)
-        return cls(cut, messages, target.response, target.finish_reason == "stop", cacheable=speed == 1.0,
-                   no_system_turn=target.no_system_turn)
+        return cls(cut, messages, target.response, target.finish_reason == "stop",
+                   cacheable=speed == 1.0 and augment_seed is None, no_system_turn=target.no_system_turn,
+                   augment_seed=augment_seed)
 
     @property
     def num_samples(self) -> int:
@@ -168,11 +171,12 @@ def at_model_rate(cut: Cut) -> Cut:
 
 def load_items(
     cuts: Iterable[Cut], roles: Sequence[str], speeds: Sequence[float] = (), salt: str = "",
-    caches: Mapping[str, EncoderCache] | None = None,
+    caches: Mapping[str, EncoderCache] | None = None, spec_augment: float = 0.0,
 ) -> list[TrainItem]:
-    """Batch items, each with a speed factor drawn from ``speeds`` (none when empty).
+    """Batch items, each with a speed factor drawn from ``speeds`` (none when empty), and SpecAugmented with
+    probability ``spec_augment``.
 
-    The draw depends only on ``salt`` (seed and step) and the cut id, so a resumed run, or the same
+    The draws depend only on ``salt`` (seed and step) and the cut id, so a resumed run, or the same
     global batch split over another number of processes, perturbs every cut the same way. The audio the
     encoders will read is loaded and checked here, and its labels (:func:`azeros.text.speaker_meta`'s rule):
     a cut with a label that would rewrite the prompt, or with bad audio (empty, non-finite, silent,
@@ -185,14 +189,18 @@ def load_items(
         speeds: speed factors to draw from.
         salt: seeds the draw.
         caches: encoder caches by role; cuts they serve entirely are not read.
+        spec_augment: the probability that an item's fbank is SpecAugmented (with a seed of its own).
 
     Returns:
         The items of the cuts with usable audio (fewer than ``cuts`` when some were left out).
     """
     items = []
     for cut in cuts:
+        draw = random.Random(f"{salt}-{cut.id}")
+        speed = draw.choice(speeds) if speeds else 1.0
+        augment_seed = draw.getrandbits(32) if spec_augment and draw.random() < spec_augment else None
         try:
-            item = TrainItem.from_cut(cut, roles, random.Random(f"{salt}-{cut.id}").choice(speeds) if speeds else 1.0)
+            item = TrainItem.from_cut(cut, roles, speed, augment_seed)
         except LabelError as error:  # a label that would rewrite the prompt never reaches the projectors
             logger.warning("skipping cut %s: %s", cut.id, error)
             continue
@@ -218,7 +226,10 @@ def encoded_audio(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[
             else:
                 to_encode.append(i)
         if to_encode:
-            frames, lengths = model.encoders[role]([items[i].wave for i in to_encode])  # [m, t, d]
+            waves = [items[i].wave for i in to_encode]
+            seeds = [items[i].augment_seed for i in to_encode]
+            augmented = {"augment_seeds": seeds} if any(s is not None for s in seeds) else {}  # zipformer only
+            frames, lengths = model.encoders[role](waves, **augmented)  # [m, t, d]
             for row, i in enumerate(to_encode):
                 rows[i][role] = frames[row, : int(lengths[row])]
                 if cache is not None and items[i].cacheable:

@@ -323,7 +323,8 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
         micro = []
         for _ in range(recipe.optim.grad_accum):
             cuts_drawn = next(batches)
-            items = load_items(cuts_drawn, model.roles, recipe.data.speed_perturb, salt=f"{recipe.seed}-{step}", caches=caches)
+            items = load_items(cuts_drawn, model.roles, recipe.data.speed_perturb, salt=f"{recipe.seed}-{step}",
+                               caches=caches, spec_augment=recipe.data.spec_augment)
             skipped_cuts += len(cuts_drawn) - len(items)  # bad audio, each logged by id
             if items:
                 micro.extend(token_batches(model, items, caches, recipe.data.max_tokens_per_forward))

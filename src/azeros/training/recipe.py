@@ -109,6 +109,9 @@ class DataSection:
         max_seconds: cuts longer than this are skipped.
         speed_perturb: speed factors drawn per cut (e.g. ``[0.9, 1.0, 1.1]``); ``[]`` for none. Perturbed
             audio is encoded every time: the encoder cache only serves unperturbed input.
+        spec_augment: the share of training utterances whose fbank is SpecAugmented before the encoders
+            (:func:`azeros.audio.spec_augment`, the reference's settings; it used 0.9); Zipformer encoders only.
+            Like speed perturbation, augmented audio is encoded every time (the cache serves clean input only).
         valid_max_cuts: validation batch size.
         max_tokens_per_forward: split each batch into micro-batches of similar length holding at most
             this many padded tokens (``None``: one forward pass per batch). Saves the work of padding
@@ -124,6 +127,7 @@ class DataSection:
     min_seconds: float = 0.5
     max_seconds: float = 30.0
     speed_perturb: list[float] = field(default_factory=list)
+    spec_augment: float = 0.0
     valid_max_cuts: int = 8
     max_tokens_per_forward: int | None = None
 
@@ -291,6 +295,11 @@ class TrainRecipe:
         if self.align.steps and ("semantic" not in self.model.train_roles or not self.cache.enabled):
             raise ConfigError("align.steps > 0 aligns the semantic projector from the encoder cache: it needs "
                               "'semantic' in model.train_roles and cache.enabled: true")
+        fbank_less = [e.get("kind") for e in self.model.encoders if e.get("kind") != "zipformer"]
+        if self.data.spec_augment and fbank_less:
+            raise ConfigError(f"data.spec_augment masks the fbank of zipformer encoders; this model has {fbank_less}")
+        if not 0.0 <= self.data.spec_augment <= 1.0:
+            raise ConfigError(f"data.spec_augment is a share of utterances, in [0, 1]; got {self.data.spec_augment}")
         if self.data.num_buckets < 2:
             raise ConfigError("data.num_buckets must be >= 2 (lhotse's DynamicBucketingSampler)")
         if self.optim.grad_accum < 1 or self.run.max_steps < 1 or self.optim.max_nonfinite_steps < 1:

@@ -87,9 +87,13 @@ class ZipformerEncoder(SpeechEncoder):
         return output_frames(fbank_frames, self.model.config.output_downsampling_factor)
 
     @torch.no_grad()
-    def forward(self, waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, waves: Sequence[np.ndarray], augment_seeds: Sequence[int | None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames ``[b, t, d]`` and lengths ``[b]``; ``augment_seeds`` SpecAugments the fbank of the utterances
+        with a seed (training only: :func:`azeros.audio.spec_augment`)."""
         lengths = torch.tensor([self.num_frames(len(w)) for w in waves], dtype=torch.long)  # refuses too short
-        feats, feat_lengths = fbank_batch(waves)  # [b, T, 80], [b]
+        feats, feat_lengths = fbank_batch(waves, augment_seeds)  # [b, T, 80], [b]
         weight = self.model.encoder_embed.out.weight
         frames, _ = self.model(feats.to(weight.device, weight.dtype), feat_lengths.to(weight.device))
         return frames, lengths

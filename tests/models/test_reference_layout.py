@@ -10,7 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from azeros.cli import main
 from azeros.errors import ConfigError
+from azeros.eval import build_systems
+from azeros.eval.task import EvalItem
 from azeros.inference import GenerationParams, generate
 from azeros.llm import load_tokenizer
 from azeros.models import load_model, save_model
@@ -164,3 +167,17 @@ def test_bad_reference_folders_are_one_clear_error(reference_folder, tmp_path):
     (missing / "paraling_encoder").unlink()
     with pytest.raises(FileNotFoundError, match="no paraling_encoder/ folder"):
         load_model(missing)
+
+
+def test_infer_and_eval_take_a_reference_folder_unchanged(reference_folder, wavs, tmp_path, capsys):
+    out = tmp_path / "answers.jsonl"
+    assert main(["infer", str(reference_folder), *map(str, wavs), "-o", str(out), "--max-new-tokens", "6",
+                 "--no-progress"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == len(wavs) and all(r["response"] for r in records)
+    (system,), _ = build_systems([f"released={reference_folder}"])
+    item = EvalItem("t/s/0", "t", "s", str(wavs[0]), "hello", instruction="What did you hear?")
+    answer, = system.answer([item], max_new_tokens=6)
+    model = load_model(reference_folder)
+    expected = generate(model, [str(wavs[0])], ["What did you hear?"], params=GenerationParams(max_new_tokens=6))
+    assert answer.token_ids == expected[0].token_ids

@@ -107,10 +107,10 @@ def test_mode_is_inferred_from_the_user_content():
         infer_mode("<audio><meta></meta><text>hi</text></audio>", "")
 
 
-def test_reference_targets_keep_their_context_no_system_turn_and_no_guessed_mode(tmp_path, tokenizer, monkeypatch):
+def test_reference_targets_keep_their_context_no_system_turn_and_no_guessed_mode(tmp_path, tokenizer):
     from azeros.models import SpeechLLM
     from azeros.training.data import TrainItem, render_item
-    from tests.conftest import oracle_prompt, tiny_speech_llm
+    from tests.conftest import tiny_speech_llm
 
     oracle = "<audio><meta>gender: female</meta><text>hello there</text></audio>"
     record = _cut("ref-2").to_dict()
@@ -131,11 +131,12 @@ def test_reference_targets_keep_their_context_no_system_turn_and_no_guessed_mode
     item = TrainItem(cut, *target_conversation(cut, encoders=model.roles)[:1], "Hi!", True, True, True)
     with pytest.raises(ValueError, match="chat_template"):
         render_item(model, item)
-    monkeypatch.setattr(tokenizer, "chat_template", tokenizer.chat_template)  # restored after the test
     model.config.chat_template = "chatml"
     plain = SpeechLLM(model.config, llm=model.llm, tokenizer=tokenizer, encoders=dict(model.encoders))
     assert not plain.renderer.adds_default_system
-    assert oracle_prompt(plain.tokenizer, item.messages).startswith("<|im_start|>user\n<audio><meta>")  # the reference's ChatML, no system turn
+    prompt = tokenizer.decode(plain.renderer.render(item.messages).input_ids)
+    assert prompt.startswith("<|im_start|>user\n<audio><meta>")  # the reference's ChatML, no system turn
+    assert "SmolLM" in tokenizer.chat_template  # the tokenizer itself is untouched
 
 
 def test_target_conversation_is_the_generation_context():

@@ -139,7 +139,9 @@ def test_saving_in_the_reference_layout_writes_the_same_folder_back(reference_fo
     for key in ("speech_encoder_config", "paraling_encoder_config"):
         assert ZipformerConfig.from_dict(again[key]) == ZipformerConfig.from_dict(config[key])
     assert again["llm_config"]["model_type"] == "qwen2" and again["chat_template"] == "chatml"
-    assert "<|AUDIO|>" in load_tokenizer(str(out)).get_vocab()
+    written, original = load_tokenizer(str(out)), load_tokenizer(str(reference_folder))
+    assert "<|AUDIO|>" in written.get_vocab()
+    assert written.chat_template == original.chat_template  # the LLM's own, for "chat_template": null
     reloaded = load_model(out)
     wave = [(noise(1.1), 16000)]
     assert generate(reloaded, wave, params=PARAMS)[0].token_ids == generate(model, wave, params=PARAMS)[0].token_ids

@@ -25,7 +25,7 @@ from azeros.llm import attention_span, default_repetition_penalty, load_llm
 from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.packing import PrefixStates, next_tokens, packed_inputs, shared_prefix
 from azeros.models.projector import Projector
-from azeros.text import CHAT_TEMPLATES, IGNORE_INDEX, PromptRenderer, RenderedChat, get_mode
+from azeros.text import IGNORE_INDEX, PromptRenderer, RenderedChat, get_mode
 
 __all__ = ["EmbeddedBatch", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig"]
 
@@ -193,9 +193,9 @@ class SpeechLLM(nn.Module):
             }
         )
         self.chat_mode = get_mode(config.chat_mode or ("sift_sp" if len(self.roles) == 2 else "sift_s"))
-        if config.chat_template:
-            tokenizer.chat_template = CHAT_TEMPLATES.get(config.chat_template, config.chat_template)
-        self.renderer = PromptRenderer(tokenizer)
+        # the tokenizer is left as it is (a saved model folder writes it back unchanged): the renderer, which
+        # every prompt goes through, holds the template
+        self.renderer = PromptRenderer(tokenizer, chat_template=config.chat_template)
         # what fills a compressed audio span after its kept positions (see Projector.compress)
         self._newline_id = tokenizer("\n", add_special_tokens=False).input_ids[-1]
         self.prefix_states = PrefixStates(llm)  # teacher-forced passes start after the rows' shared prefix

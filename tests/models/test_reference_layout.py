@@ -3,6 +3,7 @@ the reference writes them, loaded strictly, answering, and written back the same
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from azeros.cli import main
 from azeros.errors import ConfigError
 from azeros.eval import build_systems
 from azeros.eval.task import EvalItem
-from azeros.inference import GenerationParams, generate
+from azeros.inference import ChatSession, GenerationParams, generate
 from azeros.llm import load_tokenizer
 from azeros.models import load_model, save_model
 from azeros.models.batch import render
@@ -171,7 +172,13 @@ def test_bad_reference_folders_are_one_clear_error(reference_folder, tmp_path):
         load_model(missing)
 
 
-def test_infer_and_eval_take_a_reference_folder_unchanged(reference_folder, wavs, tmp_path, capsys):
+def test_chat_infer_and_eval_take_a_reference_folder_unchanged(reference_folder, wavs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("/quit\n"))
+    assert main(["chat", str(reference_folder), "--audio", str(wavs[0]), "--max-new-tokens", "6"]) == 0
+    model = load_model(reference_folder)
+    first = ChatSession(model).ask(str(wavs[0]), params=GenerationParams(max_new_tokens=6))
+    assert f"azeros> {first.text}" in capsys.readouterr().out
+
     out = tmp_path / "answers.jsonl"
     assert main(["infer", str(reference_folder), *map(str, wavs), "-o", str(out), "--max-new-tokens", "6",
                  "--no-progress"]) == 0
@@ -180,6 +187,5 @@ def test_infer_and_eval_take_a_reference_folder_unchanged(reference_folder, wavs
     (system,), _ = build_systems([f"released={reference_folder}"])
     item = EvalItem("t/s/0", "t", "s", str(wavs[0]), "hello", instruction="What did you hear?")
     answer, = system.answer([item], max_new_tokens=6)
-    model = load_model(reference_folder)
     expected = generate(model, [str(wavs[0])], ["What did you hear?"], params=GenerationParams(max_new_tokens=6))
     assert answer.token_ids == expected[0].token_ids

@@ -163,8 +163,9 @@ def test_cuts_with_bad_audio_are_left_out_of_batches_and_the_cache(tmp_path, tin
     assert bad.id not in cache and cuts[0].id in cache
 
 
-@pytest.mark.parametrize("shard_llm", [False, True], ids=["ddp", "fsdp"])
-def test_two_processes_give_the_loss_curve_of_one(tmp_path, tiny_model_section, manifests, shard_llm):
+@pytest.mark.parametrize(("shard_llm", "checkpointed"), [(False, False), (True, False), (True, True)],
+                         ids=["ddp", "fsdp", "fsdp-activation-checkpointing"])
+def test_two_processes_give_the_loss_curve_of_one(tmp_path, tiny_model_section, manifests, shard_llm, checkpointed):
     common = {"max_steps": 4, "save_every": 0, "valid_every": 2}
     # 3 held-out cuts in batches of 1: one process validates 2 batches, the other 1
     valid = write_manifest(tmp_path / "valid3.jsonl.gz", tmp_path / "wavs", range(16, 19))
@@ -172,7 +173,9 @@ def test_two_processes_give_the_loss_curve_of_one(tmp_path, tiny_model_section, 
                       data={"max_cuts": 2, "valid": [str(valid)], "valid_max_cuts": 1}, run=common)
     _run(one, tmp_path / "one.yaml")
     # fsdp: the LLM's layers sharded over the two processes; micro-batches of uneven count per process
-    two = tiny_recipe(tmp_path / "two", tiny_model_section, manifests, optim={"grad_accum": 1, "lr": 3e-3},
+    # fsdp-activation-checkpointing: the sharded layers recomputed in the backward pass, to the same curve
+    two = tiny_recipe(tmp_path / "two", {**tiny_model_section, "activation_checkpointing": checkpointed}, manifests,
+                      optim={"grad_accum": 1, "lr": 3e-3},
                       data={"max_cuts": 2, "valid": [str(valid)], "valid_max_cuts": 1,
                             "max_tokens_per_forward": 112 if shard_llm else None},
                       run={**common, "shard_llm": shard_llm})

@@ -21,7 +21,7 @@ from azeros.models import load_model, save_model
 from azeros.models.batch import render
 from azeros.models.encoders import ZipformerEncoder
 from azeros.models.encoders._zipformer2 import ZipformerConfig
-from tests.conftest import TINY_ZIPFORMER, noise, question, tiny_llm
+from tests.conftest import TINY_ZIPFORMER, noise, question, tiny_llm, tiny_speech_llm
 
 PROJECTORS = ("speech_encoder_projector", "paraling_encoder_projector")
 PARAMS = GenerationParams(max_new_tokens=8)
@@ -148,7 +148,10 @@ def test_saving_in_the_reference_layout_writes_the_same_folder_back(reference_fo
     assert generate(reloaded, wave, params=PARAMS)[0].token_ids == generate(model, wave, params=PARAMS)[0].token_ids
 
 
-def test_bad_reference_folders_are_one_clear_error(reference_folder, tmp_path):
+def test_bad_reference_folders_are_one_clear_error(reference_folder, tmp_path, tokenizer):
+    with pytest.raises(ValueError, match="the reference layout holds Zipformer encoders; this model has semantic whisper"):
+        save_model(tiny_speech_llm(tokenizer), tmp_path / "whisper-model", layout="reference")
+    assert not (tmp_path / "whisper-model").exists()
     config = json.loads((reference_folder / "config.json").read_text())
     extra = _linked_copy(reference_folder, tmp_path / "extra")
     (extra / "pretrained.pt").unlink()

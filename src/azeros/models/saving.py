@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -42,8 +41,6 @@ from azeros.models.encoders.zipformer import BATCH_COUNT_KEY, WEIGHT_FILES
 from azeros.models.speech_llm import EncoderSpec, SpeechLLM, SpeechLLMConfig
 
 __all__ = ["PROJECTOR_KEYS", "REFERENCE_MODULES", "load_model", "load_projectors", "projector_state", "save_model"]
-
-logger = logging.getLogger(__name__)
 
 # The reference's module names per encoder role: its encoder folders, and its projector weights' prefixes
 # (kept so that its projectors load here).
@@ -138,6 +135,8 @@ def save_model(
     Raises:
         ValueError: non-finite projector weights, or a model the reference layout cannot hold.
     """
+    if layout not in ("azeros", "reference"):
+        raise ValueError(f"unknown model folder layout {layout!r}; expected 'azeros' or 'reference'")
     state = projector_state(model)  # refuses non-finite weights before anything is written
     folder = Path(folder)
     if layout == "reference":

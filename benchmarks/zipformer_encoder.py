@@ -11,7 +11,9 @@ random weights), in one run:
   encoder computing them (padded batch).
 
 Each timing is the best of ``--repeats``. On CPU the encoder runs in fp32 with the threads torch was given
-(set ``OMP_NUM_THREADS``); on a GPU in fp32 too. The last line is a JSON object.
+(set ``OMP_NUM_THREADS``); on a GPU in fp32 too. On one CPU thread a batch has no parallelism to gain and
+pays for its padding in full, so the batch / alone ratio is then about real frames over padded frames (try
+``--min-seconds 5 --max-seconds 5`` for a batch without padding). The last line is a JSON object.
 """
 
 from __future__ import annotations

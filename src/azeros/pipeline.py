@@ -13,36 +13,52 @@ function on a small slice (``key=value`` overrides). Each stage writes its own f
 * ``stage1/``: the semantic projector on stage 1's mix (its recipe is written as ``stage1.yaml``);
 * ``stage2/``: the paralinguistic projector on SIFT_s + the sp mode(s), the semantic one loaded and frozen.
 
+The recipe is typed (:class:`PipelineRecipe`, read by :mod:`azeros.config` like a training recipe): unknown
+keys are refused and every value, overrides included (``corpus.num_utterances=60``), is checked against its
+field's type before anything runs; the resolved recipe is saved as ``{output_dir}/pipeline.yaml``.
 A run writes under ``output_dir`` only. With ``export_to`` set, the final model, its training logs and plots,
 and the check's report are copied there; an existing non-empty folder is refused unless ``export_force``.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from lhotse import CutSet
 
+from azeros.config import config_tree, load_config, read_tree
 from azeros.data import DatasetSpec, read_cuts
 from azeros.data.corpus import build_synthetic_corpus
+from azeros.errors import ConfigError
 from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
 from azeros.text import get_mode
-from azeros.errors import ConfigError
-from azeros.training import load_recipe, trained_model
-from azeros.training.recipe import apply_override, parse_recipe
+from azeros.training import TrainRecipe, load_recipe, trained_model
+from azeros.training.recipe import TrainManifest
 
-__all__ = ["ablation_models", "answer_modes", "run_pipeline"]
+__all__ = [
+    "CorpusSection",
+    "GenerateSection",
+    "PipelineRecipe",
+    "SplitLimits",
+    "StageRecipe",
+    "StageTargets",
+    "ablation_models",
+    "answer_modes",
+    "load_pipeline_recipe",
+    "run_pipeline",
+]
 
 logger = logging.getLogger(__name__)
 
 _SPLITS = ("train", "dev")
+_STAGES = ("stage1", "stage2")
 
 
 def _say(message: str) -> None:
@@ -63,67 +79,169 @@ def answer_modes(sp_modes: list[str]) -> dict[str, str]:
     return {"chat_mode": sift[0] if sift else "sift_s"}
 
 
-def _stage_recipe(out: Path, name: str, tree: dict[str, Any], train: list[dict[str, Any]], valid: list[str]) -> Path:
-    stage = copy.deepcopy(tree)
-    stage["output_dir"] = str(out / name)
-    stage.setdefault("data", {})
-    stage["data"]["train"] = train
-    stage["data"]["valid"] = valid
+@dataclass
+class SplitLimits:
+    """Cuts per split whose targets are generated (``None``: every cut): a limit keeps CPU runs short."""
+
+    train: int | None = None
+    dev: int | None = None
+
+
+@dataclass
+class CorpusSection:
+    """The labelled synthetic corpus (:func:`azeros.data.corpus.build_synthetic_corpus`).
+
+    Attributes:
+        num_utterances: utterances in all splits together.
+        seed: seeds every choice (the same seed writes the same wav bytes).
+        workers: parallel synthesizers (``None``: the CPUs).
+    """
+
+    num_utterances: int = 2000
+    seed: int = 0
+    workers: int | None = None
+
+
+@dataclass
+class GenerateSection:
+    """How the frozen LLM writes the targets (the transformers backend).
+
+    Attributes:
+        model: hub id, folder, GGUF file or embedded alias of the LLM.
+        max_new_tokens: answer length limit.
+        batch_size: rows decoded together.
+        repetition_penalty: transformers' meaning (``None``: the LLM's own generation config).
+        sp_candidates: the sp modes the self-elicit check chooses from.
+        check_sample: training cuts the check generates targets for.
+        limit: cuts per split of the sp targets (stage 2).
+    """
+
+    model: str = "smollm2-135m-instruct"
+    max_new_tokens: int = 1024
+    batch_size: int = 64
+    repetition_penalty: float | None = None
+    sp_candidates: list[str] = field(default_factory=lambda: ["sift_sp", "sit_sp"])
+    check_sample: int = 50
+    limit: SplitLimits = field(default_factory=SplitLimits)
+
+
+@dataclass
+class StageTargets:
+    """One of stage 1's target modes.
+
+    Attributes:
+        limit: cuts per split (``None``: ``generate.limit``).
+        max_new_tokens: answer length limit (``None``: ``generate.max_new_tokens``).
+        weight: its share of stage 1's mix (x the manifest's size).
+    """
+
+    limit: SplitLimits | None = None
+    max_new_tokens: int | None = None
+    weight: float = 1.0
+
+
+@dataclass
+class StageRecipe(TrainRecipe):
+    """A stage's training recipe, less what the pipeline fills in: ``output_dir`` (``{output_dir}/stageN``),
+    ``data.train`` and ``data.valid`` (the stage's targets), and stage 2's ``model.init_from`` (stage 1's
+    model) and ``model.chat_mode`` (from the check's pick)."""
+
+    output_dir: str = ""
+
+
+def _stage1_default_targets() -> dict[str, StageTargets]:
+    return {"sift_s": StageTargets()}  # as many cuts and as long as the sp targets
+
+
+@dataclass
+class PipelineRecipe:
+    """A whole pipeline run (``recipes/mini.yaml``).
+
+    Attributes:
+        output_dir: every stage's folder goes here.
+        export_to: where the final model, its logs and the check's report are copied (``None``: nowhere).
+        export_force: replace what is in a non-empty ``export_to``.
+        corpus: the synthetic corpus.
+        generate: target generation.
+        stage1_targets: stage 1's target modes (mode name -> its options).
+        stage1: the semantic projector's training.
+        stage2: the paralinguistic projector's training (stage 1's frozen).
+    """
+
+    output_dir: str
+    export_to: str | None = None
+    export_force: bool = False
+    corpus: CorpusSection = field(default_factory=CorpusSection)
+    generate: GenerateSection = field(default_factory=GenerateSection)
+    stage1_targets: dict[str, StageTargets] = field(default_factory=_stage1_default_targets)
+    stage1: StageRecipe = field(default_factory=StageRecipe)
+    stage2: StageRecipe = field(default_factory=StageRecipe)
+
+    def check(self) -> None:
+        """Fail before anything runs, naming the key, on modes that do not exist or fields the pipeline fills."""
+        for key, modes in (("generate.sp_candidates", self.generate.sp_candidates),
+                           ("stage1_targets", list(self.stage1_targets))):
+            for mode in modes:
+                try:
+                    get_mode(mode)
+                except ValueError as error:
+                    raise ConfigError(f"{key}: {error}") from None
+        if not self.stage1_targets:
+            raise ConfigError("stage1_targets is empty: stage 1 would have nothing to train on")
+        for name in _STAGES:
+            stage = getattr(self, name)
+            filled = {"output_dir": stage.output_dir, "data.train": stage.data.train, "data.valid": stage.data.valid}
+            if name == "stage2":
+                filled.update({"model.init_from": stage.model.init_from, "model.chat_mode": stage.model.chat_mode})
+            given = [f"{name}.{key}" for key, value in filled.items() if value]
+            if given:
+                raise ConfigError(f"{', '.join(given)}: set by the pipeline itself, leave out")
+
+
+def load_pipeline_recipe(path: str | Path, overrides: Sequence[str] = ()) -> PipelineRecipe:
+    """Read a pipeline recipe, apply ``key=value`` overrides, type every value and check it.
+
+    Args:
+        path: the pipeline YAML (see ``recipes/mini.yaml``).
+        overrides: dotted ``key=value`` assignments, e.g. ``corpus.num_utterances=60 stage1.run.max_steps=20``.
+
+    Raises:
+        FileNotFoundError: when the recipe file does not exist.
+        ConfigError: naming the key on an unknown key, a value of the wrong type or an unknown mode.
+    """
+    path = Path(path)
+    return load_config(PipelineRecipe, read_tree(path, "pipeline recipe"), overrides, source=path.name)
+
+
+def _stage_recipe(out: Path, name: str, stage: StageRecipe, train: list[TrainManifest], valid: list[str]) -> Path:
+    recipe = replace(stage, output_dir=str(out / name), data=replace(stage.data, train=train, valid=valid))
     path = out / f"{name}.yaml"
     header = f"# written by azeros pipeline; rerun with: azeros train {path}\n"
-    path.write_text(header + yaml.safe_dump(stage, sort_keys=False))
+    path.write_text(header + yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     return path
 
 
-_STAGES = ("stage1", "stage2")
-
-
-def _load_tree(recipe: str | Path, overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """The pipeline tree with overrides applied; its stage sections typed now, not after hours of generation."""
-    path = Path(recipe)
-    if not path.is_file():
-        raise FileNotFoundError(f"pipeline recipe {path} not found")
-    tree = yaml.safe_load(path.read_text()) or {}
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    for stage in _STAGES:
-        section = tree.get(stage) or {}
-        if not isinstance(section, dict):
-            raise ConfigError(f"{path.name}: {stage}={section!r}: expected a mapping (a training recipe)")
-        try:  # a stage section is a training recipe but for what the pipeline fills in
-            typed = parse_recipe({**section, "output_dir": stage}).to_dict()
-        except ConfigError as error:
-            raise ConfigError(f"{path.name}: {stage}: {error}") from None
-        tree[stage] = {key: typed[key] for key in section}
-    return tree
-
-
-# Stage 1's targets when a recipe names none: SIFT_s alone, as many cuts and as long as the sp targets.
-_DEFAULT_STAGE1_TARGETS = {"sift_s": {}}
-
-
-def _backend(tree: dict[str, Any], max_new_tokens: int | None = None) -> Any:
-    gen = tree["generate"]
-    return build_backend("transformers", gen["model"], max_new_tokens=max_new_tokens or gen["max_new_tokens"],
-                         max_batch=gen["batch_size"], repetition_penalty=gen.get("repetition_penalty"))
+def _backend(recipe: PipelineRecipe, max_new_tokens: int | None = None) -> Any:
+    gen = recipe.generate
+    return build_backend("transformers", gen.model, max_new_tokens=max_new_tokens or gen.max_new_tokens,
+                         max_batch=gen.batch_size, repetition_penalty=gen.repetition_penalty)
 
 
 def _targets(out: Path, datasets: dict[str, DatasetSpec], modes: list[str], backend: Any,
-             limits: dict[str, int | None], folder: str = "targets") -> None:
+             limits: SplitLimits, folder: str = "targets") -> None:
     for split, spec in datasets.items():  # a per-split limit keeps CPU runs short (None: every cut)
-        run_generation(GenerateConfig(datasets=[spec], out_dir=out / folder, modes=modes, limit=limits.get(split)),
-                       backend)
+        run_generation(GenerateConfig(datasets=[spec], out_dir=out / folder, modes=modes,
+                                      limit=getattr(limits, split)), backend)
 
 
-def _stage1_targets(out: Path, tree: dict[str, Any], datasets: dict[str, DatasetSpec]) -> dict[str, float]:
+def _stage1_targets(out: Path, recipe: PipelineRecipe, datasets: dict[str, DatasetSpec]) -> dict[str, float]:
     """Generate stage 1's target modes, each with its own limits and answer length; returns mode -> mix weight."""
     weights = {}
-    for mode, options in (tree.get("stage1_targets") or _DEFAULT_STAGE1_TARGETS).items():
-        options = options or {}
-        limits = options.get("limit", tree["generate"].get("limit", {}))
-        backend = _backend(tree, options.get("max_new_tokens")) if get_mode(mode).self_generated else None
+    for mode, options in recipe.stage1_targets.items():
+        limits = options.limit or recipe.generate.limit
+        backend = _backend(recipe, options.max_new_tokens) if get_mode(mode).self_generated else None
         _targets(out, datasets, [mode], backend, limits)
-        weights[mode] = float(options.get("weight", 1.0))
+        weights[mode] = options.weight
     return weights
 
 
@@ -144,22 +262,23 @@ class _Stages:
     stage2: Path
 
 
-def _run_stages(tree: dict[str, Any]) -> _Stages:
+def _run_stages(recipe: PipelineRecipe) -> _Stages:
     """Run (or continue) corpus, check, targets, stage 1 and stage 2 of a loaded pipeline recipe."""
-    out = Path(tree["output_dir"])
+    out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "pipeline.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
-    gen = tree["generate"]
+    (out / "pipeline.yaml").write_text(yaml.safe_dump(config_tree(recipe), sort_keys=False))
+    gen = recipe.generate
 
     _say("1/5 corpus: synthetic voices with known labels")
-    corpus = build_synthetic_corpus(out / "corpus", **tree["corpus"])
+    corpus = build_synthetic_corpus(out / "corpus", recipe.corpus.num_utterances, recipe.corpus.seed,
+                                    recipe.corpus.workers)
     datasets = {split: DatasetSpec(split, corpus[split], "en") for split in _SPLITS}
-    backend = _backend(tree)
+    backend = _backend(recipe)
 
     _say("2/5 self-elicit check: does the LLM volunteer the speaker labels without an instruction?")
-    candidates = gen.get("sp_candidates", ["sift_sp", "sit_sp"])
+    candidates = gen.sp_candidates
     check = GenerateConfig(datasets=[datasets["train"]], out_dir=out / "check", modes=candidates,
-                           limit=gen["check_sample"])
+                           limit=gen.check_sample)
     run_generation(check, backend)
     report = elicit_report(read_cuts([output_paths(out / "check", "train", m, 0)[0] for m in candidates]))
     pick = report.pick(next((m for m in candidates if m.startswith("sift_")), "sift_sp"))
@@ -169,33 +288,32 @@ def _run_stages(tree: dict[str, Any]) -> _Stages:
     sp_modes = pick.modes
 
     _say(f"3/5 targets: {' + '.join(sp_modes)} and stage 1's for {', '.join(_SPLITS)}")
-    _targets(out, datasets, sp_modes, backend, gen.get("limit", {}))
+    _targets(out, datasets, sp_modes, backend, gen.limit)
     del backend  # frees the generation copy of the LLM before training loads its own
-    stage1_weights = _stage1_targets(out, tree, datasets)
+    stage1_weights = _stage1_targets(out, recipe, datasets)
     modes = ["sift_s", *sp_modes]
     if "sift_s" not in stage1_weights:
-        _targets(out, datasets, ["sift_s"], _backend(tree), gen.get("limit", {}))
+        _targets(out, datasets, ["sift_s"], _backend(recipe), gen.limit)
 
     _say(f"4/5 stage 1: the semantic projector on {' + '.join(_mode_names(list(stage1_weights)))}")
     stage1 = _stage_recipe(
-        out, "stage1", tree["stage1"],
-        [{"manifest": _manifest(out, "train", mode), "weight": weight} for mode, weight in stage1_weights.items()],
+        out, "stage1", recipe.stage1,
+        [TrainManifest(_manifest(out, "train", mode), weight) for mode, weight in stage1_weights.items()],
         [_manifest(out, "dev", mode) for mode in stage1_weights],
     )
     stage1_model = _train_once(stage1)
 
     _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {' + '.join(sp_modes)}, stage 1 frozen")
-    stage2_tree = copy.deepcopy(tree["stage2"])
-    stage2_tree.setdefault("model", {}).update(init_from=str(stage1_model), **answer_modes(sp_modes))
+    model = replace(recipe.stage2.model, init_from=str(stage1_model), **answer_modes(sp_modes))
     stage2 = _stage_recipe(
-        out, "stage2", stage2_tree,
-        [{"manifest": _manifest(out, "train", mode)} for mode in modes],
+        out, "stage2", replace(recipe.stage2, model=model),
+        [TrainManifest(_manifest(out, "train", mode)) for mode in modes],
         [_manifest(out, "dev", mode) for mode in modes],
     )
     return _Stages(out, datasets, sp_modes, list(stage1_weights), stage1_model, _train_once(stage2))
 
 
-def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
+def run_pipeline(recipe: str | Path, overrides: Sequence[str] = ()) -> Path:
     """Run (or continue) every stage of a pipeline recipe.
 
     Args:
@@ -205,13 +323,13 @@ def run_pipeline(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()
     Returns:
         The exported model folder.
     """
-    tree = _load_tree(recipe, overrides)
-    built = _run_stages(tree)
-    export_to = Path(tree["export_to"]) if tree.get("export_to") else None
-    return _export(built.out, built.stage2, export_to, built.sp_modes, bool(tree.get("export_force")))
+    loaded = load_pipeline_recipe(recipe, overrides)
+    built = _run_stages(loaded)
+    export_to = Path(loaded.export_to) if loaded.export_to else None
+    return _export(built.out, built.stage2, export_to, built.sp_modes, loaded.export_force)
 
 
-def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
+def ablation_models(recipe: str | Path, overrides: Sequence[str] = ()) -> dict[str, Path]:
     """The models of the paper's comparisons (Tables 3-5), trained on one data budget.
 
     Runs (or continues) the pipeline without exporting, then trains the stage-1 ablations: the semantic
@@ -223,8 +341,8 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
         ``{"TSIT_s": ..., "SIT_s": ..., "SIFT_s": ..., "<stage 1 modes>": ..., "<stage 1>+<sp mode(s)>": ...}``,
         model folders (the pipeline's own stage 1 is listed apart when it is not SIFT_s alone).
     """
-    tree = _load_tree(recipe, overrides)
-    built = _run_stages(tree)
+    loaded = load_pipeline_recipe(recipe, overrides)
+    built = _run_stages(loaded)
     out = built.out
 
     _say("ablations: TSIT_s and SIT_s targets for the SIFT_s cuts, then stage 1 on each (and on SIFT_s alone)")
@@ -236,8 +354,9 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
         path = ablation / f"cuts_{split}.jsonl.gz"
         CutSet.from_cuts(cut for cut in read_cuts(spec.manifest) if cut.id in ids).to_file(path)
         sift_cuts[split] = DatasetSpec(split, str(path), "en")
-    _targets(out, sift_cuts, ["tsit_s"], None, {}, folder="ablation_targets")  # the transcript itself: no LLM
-    _targets(out, sift_cuts, ["sit_s"], _backend(tree), {}, folder="ablation_targets")
+    every_cut = SplitLimits()
+    _targets(out, sift_cuts, ["tsit_s"], None, every_cut, folder="ablation_targets")  # the transcript itself: no LLM
+    _targets(out, sift_cuts, ["sit_s"], _backend(loaded), every_cut, folder="ablation_targets")
     models = {}
     for mode, name in (("tsit_s", "TSIT_s"), ("sit_s", "SIT_s"), ("sift_s", "SIFT_s")):
         if mode == "sift_s" and built.stage1_modes == ["sift_s"]:
@@ -245,7 +364,7 @@ def ablation_models(recipe: str | Path, overrides: list[str] | tuple[str, ...] =
             continue
         root = out / "targets" if mode == "sift_s" else ablation
         train, valid = (str(output_paths(root, split, mode, 0)[0]) for split in _SPLITS)
-        models[name] = _train_once(_stage_recipe(out, f"ablation_{mode}", tree["stage1"], [{"manifest": train}], [valid]))
+        models[name] = _train_once(_stage_recipe(out, f"ablation_{mode}", loaded.stage1, [TrainManifest(train)], [valid]))
     stage1_name = "+".join(_mode_names(built.stage1_modes))
     models[stage1_name] = built.stage1
     models["+".join([stage1_name, *_mode_names(built.sp_modes)])] = built.stage2

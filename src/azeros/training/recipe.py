@@ -8,15 +8,11 @@ dotted paths: ``optim.lr=3e-4 data.max_cuts=8``.
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-import yaml
-
+from azeros.config import config_tree, load_config, read_tree
 from azeros.errors import ConfigError
 from azeros.models.projector import ALIGN_SCALE
 
@@ -29,9 +25,7 @@ __all__ = [
     "RunSection",
     "TrainManifest",
     "TrainRecipe",
-    "apply_override",
     "load_recipe",
-    "parse_recipe",
 ]
 
 
@@ -46,6 +40,8 @@ class TrainManifest:
         mode: the mode of its targets that do not store one (a reference manifest's; never read from the
             file's name).
     """
+
+    SHORTHAND: ClassVar[str] = "manifest"  # a bare path is a manifest of weight 1
 
     manifest: str
     weight: float = 1.0
@@ -323,7 +319,7 @@ class TrainRecipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as a plain YAML tree (tuples as lists): what ``{output_dir}/recipe.yaml`` holds."""
-        return _plain(dataclasses.asdict(self))
+        return config_tree(self)
 
     def changes_from(self, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """The settings that differ from a saved recipe tree, ``{dotted key: (saved, now)}``.
@@ -335,18 +331,7 @@ class TrainRecipe:
                 if before.get(key, _ABSENT) != now.get(key, _ABSENT)}
 
 
-
-
 _ABSENT = object()
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, all the way down: a tree that ``yaml.safe_dump`` writes and reads back equal."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -358,120 +343,6 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[prefix + key] = value
     return flat
-
-
-def _type_name(annotation: Any) -> str:
-    """``int | None`` -> ``"int or null"``; ``Literal["a", "b"]`` -> ``"one of a, b"``."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("null" if arg is type(None) else _type_name(arg) for arg in args)
-    if origin is Literal:
-        return "one of " + ", ".join(map(str, args))
-    if origin in (list, tuple):
-        return f"a list of {_type_name(args[0])}" + (f" ({len(args)} items)" if origin is tuple else "")
-    if origin is dict:
-        return "a mapping"
-    return "a mapping" if dataclasses.is_dataclass(annotation) else getattr(annotation, "__name__", str(annotation))
-
-
-def _convert(value: Any, annotation: Any, key: str) -> Any:
-    """``value`` as the type ``annotation`` names, or one :class:`ConfigError` naming key, value and type.
-
-    Numbers written as text (``"3e-4"``, which YAML reads as a string) become numbers; a whole float becomes
-    an int; a number becomes a string where one is expected; nothing else is guessed.
-    """
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(value, arg, key)
-            except ConfigError:
-                continue
-    elif annotation is Any:
-        return value
-    elif origin is Literal:
-        if value in args:
-            return value
-    elif dataclasses.is_dataclass(annotation):
-        return _typed_section(annotation, value, key)
-    elif origin in (list, tuple) and isinstance(value, (list, tuple)):
-        if origin is tuple and len(value) != len(args):
-            raise ConfigError(f"{key}={value!r}: expected {_type_name(annotation)}")
-        items = args if origin is tuple else [args[0]] * len(value)
-        return origin(_convert(item, kind, f"{key}[{i}]") for i, (item, kind) in enumerate(zip(value, items)))
-    elif origin is dict and isinstance(value, dict):
-        return {name: _convert(item, args[1], f"{key}.{name}") for name, item in value.items()}
-    elif annotation is bool:
-        if isinstance(value, bool):
-            return value
-    elif annotation in (int, float) and not isinstance(value, bool):
-        try:
-            number = float(value) if isinstance(value, str) else value
-        except ValueError:
-            number = None
-        if annotation is float and isinstance(number, (int, float)):
-            return float(number)
-        if annotation is int and isinstance(number, (int, float)) and float(number).is_integer():
-            return int(number)
-    elif annotation is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-    raise ConfigError(f"{key}={value!r}: expected {_type_name(annotation)}")
-
-
-def _typed_section(cls: type, data: Any, where: str) -> Any:
-    """A dataclass from a mapping: unknown keys refused (a typo must not be silently ignored), values typed."""
-    if cls is TrainManifest and isinstance(data, str):
-        data = {"manifest": data}  # a bare path is a manifest of weight 1
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}={data!r}: expected a mapping")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where or 'recipe'}: unknown keys {unknown}; known: {sorted(fields)}")
-    missing = [name for name, f in fields.items() if name not in data
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError(f"{where or 'recipe'}: {', '.join(missing)} must be set")
-    prefix = f"{where}." if where else ""
-    return cls(**{name: _convert(value, hints[name], prefix + name) for name, value in data.items()})
-
-
-def parse_recipe(tree: dict[str, Any]) -> TrainRecipe:
-    """A typed :class:`TrainRecipe` from a YAML tree (values converted, unknown keys refused), unchecked.
-
-    Raises:
-        ConfigError: naming the key, the value and the type expected.
-    """
-    return _typed_section(TrainRecipe, tree, "")
-
-
-def apply_override(tree: dict[str, Any], assignment: str) -> None:
-    """Set a dotted ``key=value`` in a YAML tree (the value parsed as YAML: ``3e-4``, ``[a, b]``, ``null``).
-
-    The value's type is settled when the tree is read into a recipe (:func:`parse_recipe`).
-
-    Raises:
-        ConfigError: when the assignment is not ``key=value`` or a key on the path holds a value, not a section.
-    """
-    key, sep, raw = assignment.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {assignment!r} is not key=value")
-    *parents, leaf = key.strip().split(".")
-    node = tree
-    for depth, part in enumerate(parents):
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {assignment!r}: {'.'.join(parents[:depth + 1])} is {node!r}, not a section")
-    try:
-        node[leaf] = yaml.safe_load(raw)  # "[a, b]" -> list, "null" -> None, "3e-4" -> str (typed later)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"override {assignment!r}: the value is not YAML ({error.problem})") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainRecipe:
@@ -492,19 +363,4 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         ConfigError: on unknown keys, values of the wrong type or settings that cannot work together.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recipe {path} not found")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {type(tree).__name__}")
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    try:
-        recipe = parse_recipe(tree)
-        recipe.check()
-    except ConfigError as error:
-        raise ConfigError(f"{path.name}: {error}") from None
-    return recipe
+    return load_config(TrainRecipe, read_tree(path, "recipe"), overrides, source=path.name)

@@ -374,63 +374,30 @@ def _add_cache(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import time
+    from azeros.config import load_config
+    from azeros.eval import EvalConfig, evaluate
 
-    from azeros.eval import JudgeClient, JudgeConfig, MiniSizes, build_systems, mini_tasks, run_benchmark
-    from azeros.llm import resolve_device
-
-    device = resolve_device(args.device)
-    start = time.perf_counter()
-    if args.what in ("voicebench", "airbench"):
-        from azeros.eval.benchmarks import run_published_benchmark
-
-        _, table = run_published_benchmark(
-            args.what, data=args.data, systems=args.systems.split(","), out=args.out,
-            subsets=args.subsets.split(",") if args.subsets else None, judge_url=args.judge_url,
-            judge_model=args.judge_model, judge_api_key_env=args.judge_api_key_env, judge_seed=args.judge_seed,
-            concurrency=args.judge_concurrency, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-            with_paper=args.with_paper, llm=args.llm, device=device, progress=not args.no_progress)
-        print(table)
-        print(f"total {time.perf_counter() - start:.0f}s; files in {args.out}")
-        return 0
-    if args.what == "curve":
-        from azeros.eval.curve import learning_curve
-
-        if not args.run_dir:
-            raise SystemExit("eval curve: --run RUN_DIR is required (a training run with exports/step-N)")
-        for record in learning_curve(args.run_dir, args.out, data_dir=args.data, batch_size=args.batch_size,
-                                     voices_per_question=args.voices_per_question, device=device):
-            print(json.dumps(record))
-        print(f"total {time.perf_counter() - start:.0f}s; curve in {Path(args.out) / 'curve.png'}")
-        return 0
-    if args.what == "held-out":
-        from azeros.eval.curve import held_out_tasks
-
-        tasks = held_out_tasks(args.data, args.voices_per_question)
+    tree: dict = {"what": args.what}
+    for dest, (key, convert) in args.config_keys.items():
+        *sections, name = key.split(".")
+        node = tree
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = convert(getattr(args, dest))
+    config = load_config(EvalConfig, tree, args.overrides)
+    if config.what == "compare":  # trains models: above the eval layer
+        from azeros.pipeline import compare as run
     else:
-        sizes = MiniSizes(args.open_ended, args.instructions, args.paralinguistic, args.spoken_qa)
-        tasks = mini_tasks(args.data, corpus_dir=args.corpus, corpus_size=args.corpus_size, sizes=sizes,
-                           real=not args.no_real)
-    specs = args.systems.split(",")
-    if args.what == "compare" and args.pipeline:
-        from azeros.pipeline import ablation_models
-
-        specs += [f"{name}={folder}" for name, folder in ablation_models(args.pipeline, args.set).items()]
-    elif args.what == "compare":
-        from azeros.training import model_folder
-
-        specs += [f"{name}={model_folder(source)}" for name, _, source in
-                  (model.partition("=") for model in args.models.split(","))]
-    systems, reference = build_systems(specs, reference=args.reference, llm=args.llm, device=device)
-    judge = None
-    if args.judge_url:
-        judge = JudgeClient(JudgeConfig(args.judge_url, args.judge_model, args.judge_api_key_env,
-                                        seed=args.judge_seed, temperature=args.judge_temperature))
-    result = run_benchmark(systems, tasks, args.out, reference=reference, judge=judge,
-                           batch_size=args.batch_size, progress=not args.no_progress)
-    print(result.table)
-    print(f"seconds: {result.seconds}; total {time.perf_counter() - start:.0f}s; files in {result.out_dir}")
+        run = evaluate
+    outcome = run(config)
+    print(outcome.table)
+    seconds = f"seconds: {outcome.system_seconds}; " if outcome.system_seconds is not None else ""
+    print(f"{seconds}total {outcome.seconds:.0f}s; files in {outcome.out_dir}")
     return 0
+
+
+def _comma_list(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
@@ -438,7 +405,9 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="evaluate systems: the offline mini-benchmark, or VoiceBench / AIR-Bench (speech) as downloaded",
         description="mini: open-ended prompts (text-parity, judge), spoken QA, unseen instructions, "
         "paralinguistic multiple choice and the real recordings, on voices and texts never used in training. "
-        "Writes per-item jsonl, summary.json, table.md and a chart per task group; greedy, so reruns agree.",
+        "Writes per-item jsonl, summary.json, table.md and a chart per task group; greedy, so reruns agree. "
+        "Flags and key=value overrides fill one typed config (azeros.eval.EvalConfig): judge.seed=1, "
+        "sizes.open_ended=8, systems=[text,cascade]; a value of the wrong type or an unknown key is refused.",
     )
     parser.add_argument("what", choices=("mini", "held-out", "compare", "curve", "voicebench", "airbench"),
                         help="mini: the given systems; held-out: only the spoken questions by held-out engines and "
@@ -446,46 +415,57 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                         "--models, tabulated together; curve: held-out accuracy of each export of --run against "
                         "steps and utterances seen; voicebench / airbench: the paper's benchmarks from --data as "
                         "downloaded, scored officially and strictly (answers resume from --out)")
-    parser.add_argument("--voices-per-question", type=int, default=1,
-                        help="held-out, curve: held-out voices speaking each question")
-    parser.add_argument("--run", dest="run_dir", help="curve: a training run folder whose exports/step-N are evaluated")
-    parser.add_argument("--models", default="TSIT_s=recipes/ablation_tsit_s.yaml,SIT_s=recipes/ablation_sit_s.yaml,"
-                        "SIFT_s=recipes/ablation_sift_s.yaml,SIFT_s+SIFT_sp=recipes/stage2_final.yaml",
-                        help="compare: NAME=RECIPE.yaml (its final model, trained when missing) or NAME=MODEL_DIR")
-    parser.add_argument("--pipeline", metavar="RECIPE.yaml",
-                        help="compare from scratch: run this pipeline recipe (corpus, targets, stage 1 and 2), train "
-                        "the TSIT_s and SIT_s stage-1 ablations on the same cuts and steps, and compare them all")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override in the --pipeline recipe (repeatable), e.g. stage1.run.max_steps=100")
-    parser.add_argument("--systems", default="text,cascade",
-                        help="comma-separated: text, text-sp, cascade, azeros:MODEL_DIR or NAME=MODEL_DIR")
-    parser.add_argument("--out", default="exp/eval-mini", help="output folder")
-    parser.add_argument("--data", default="data/eval", help="where spoken questions and real recordings go")
-    parser.add_argument("--corpus", default="data/corpus", help="corpus folder (built there when missing)")
-    parser.add_argument("--corpus-size", type=int, default=2000, help="utterances of a corpus built here")
-    parser.add_argument("--reference", default="text", choices=("text", "text-sp"),
-                        help="whose greedy answers text-parity scores against")
-    parser.add_argument("--llm", default=None, help="LLM of text/cascade without a trained model (default SmolLM2)")
-    parser.add_argument("--open-ended", type=int, default=24, help="open-ended prompts")
-    parser.add_argument("--instructions", type=int, default=25, help="recordings with a rule instruction")
-    parser.add_argument("--paralinguistic", type=int, default=24, help="recordings asked gender/emotion/age")
-    parser.add_argument("--spoken-qa", type=int, default=None, help="questions per spoken-QA subtask (max 12)")
-    parser.add_argument("--no-real", action="store_true", help="leave out the 13 real recordings")
-    parser.add_argument("--judge-url", help="OpenAI-compatible API root of a judge, e.g. http://127.0.0.1:8000/v1")
-    parser.add_argument("--judge-model", default="gpt-4o-mini", help="the judge's model name")
-    parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="variable holding the judge's key")
-    parser.add_argument("--judge-seed", type=int, default=0, help="the judge's sampling seed")
-    parser.add_argument("--judge-temperature", type=float, default=0.0,
-                        help="the judge's sampling temperature (mini; voicebench/airbench use their official ones)")
-    parser.add_argument("--judge-concurrency", type=int, default=8, help="voicebench/airbench: judge requests at once")
-    parser.add_argument("--subsets", help="voicebench: comma-separated subsets (default: the paper's nine); "
-                        "airbench: foundation,chat")
-    parser.add_argument("--with-paper", action="store_true", help="voicebench/airbench: add the paper's published rows")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="voicebench/airbench: cap on answer length")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, help="recordings answered together")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides (every key of azeros.eval.EvalConfig), e.g. judge.seed=1")
+    keys: dict[str, tuple[str, Callable]] = {}
+
+    def flag(name: str, key: str, *, convert: Callable = lambda value: value, **kwargs) -> None:
+        """A flag that sets one config key; its default must be the config's (a test compares them)."""
+        keys[parser.add_argument(name, **kwargs).dest] = (key, convert)
+
+    flag("--voices-per-question", "voices_per_question", default=1,
+         help="held-out, curve: held-out voices speaking each question")
+    flag("--run", "run_dir", dest="run_dir", help="curve: a training run folder whose exports/step-N are evaluated")
+    flag("--models", "models", convert=_comma_list,
+         default="TSIT_s=recipes/ablation_tsit_s.yaml,SIT_s=recipes/ablation_sit_s.yaml,"
+         "SIFT_s=recipes/ablation_sift_s.yaml,SIFT_s+SIFT_sp=recipes/stage2_final.yaml",
+         help="compare: NAME=RECIPE.yaml (its final model, trained when missing) or NAME=MODEL_DIR")
+    flag("--pipeline", "pipeline", metavar="RECIPE.yaml",
+         help="compare from scratch: run this pipeline recipe (corpus, targets, stage 1 and 2), train "
+         "the TSIT_s and SIT_s stage-1 ablations on the same cuts and steps, and compare them all")
+    flag("--set", "pipeline_overrides", action="append", default=[], metavar="KEY=VALUE",
+         help="override in the --pipeline recipe (repeatable), e.g. stage1.run.max_steps=100")
+    flag("--systems", "systems", convert=_comma_list, default="text,cascade",
+         help="comma-separated: text, text-sp, cascade, azeros:MODEL_DIR or NAME=MODEL_DIR")
+    flag("--out", "out", default="exp/eval-mini", help="output folder")
+    flag("--data", "data", default="data/eval", help="where spoken questions and real recordings go")
+    flag("--corpus", "corpus", default="data/corpus", help="corpus folder (built there when missing)")
+    flag("--corpus-size", "corpus_size", default=2000, help="utterances of a corpus built here")
+    flag("--reference", "reference", default="text", choices=("text", "text-sp"),
+         help="whose greedy answers text-parity scores against")
+    flag("--llm", "llm", help="LLM of text/cascade without a trained model (default SmolLM2)")
+    flag("--open-ended", "sizes.open_ended", default=24, help="open-ended prompts")
+    flag("--instructions", "sizes.instructions", default=25, help="recordings with a rule instruction")
+    flag("--paralinguistic", "sizes.paralinguistic", default=24, help="recordings asked gender/emotion/age")
+    flag("--spoken-qa", "sizes.spoken_qa", help="questions per spoken-QA subtask (max 12)")
+    flag("--no-real", "real", convert=lambda off: not off, action="store_true",
+         help="leave out the 13 real recordings")
+    flag("--judge-url", "judge.url", help="OpenAI-compatible API root of a judge, e.g. http://127.0.0.1:8000/v1")
+    flag("--judge-model", "judge.model", default="gpt-4o-mini", help="the judge's model name")
+    flag("--judge-api-key-env", "judge.api_key_env", default="OPENAI_API_KEY", help="variable holding the judge's key")
+    flag("--judge-seed", "judge.seed", default=0, help="the judge's sampling seed")
+    flag("--judge-temperature", "judge.temperature", default=0.0,
+         help="the judge's sampling temperature (mini; voicebench/airbench use their official ones)")
+    flag("--judge-concurrency", "judge.concurrency", default=8, help="voicebench/airbench: judge requests at once")
+    flag("--subsets", "subsets", convert=_comma_list, help="voicebench: comma-separated subsets (default: the "
+         "paper's nine); airbench: foundation,chat")
+    flag("--with-paper", "with_paper", action="store_true", help="voicebench/airbench: add the paper's published rows")
+    flag("--max-new-tokens", "max_new_tokens", help="cap on answer length (default: each task's own)")
+    flag("--batch-size", "batch_size", default=8, help="recordings answered together")
     _device_flag(parser)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(run=_eval)
+    keys["device"] = ("device", lambda value: value)
+    flag("--no-progress", "progress", convert=lambda off: not off, action="store_true", help="no progress bars")
+    parser.set_defaults(run=_eval, config_keys=keys)
 
 
 def _pipeline(args: argparse.Namespace) -> int:
@@ -499,7 +479,9 @@ def _add_pipeline(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pipeline", help="corpus -> self-elicit check -> targets -> stage 1 -> stage 2, from one YAML",
         description="Run every stage of a pipeline recipe (e.g. recipes/mini.yaml); a rerun continues "
-        "where it stopped. key=value overrides use dotted paths: stage1.run.max_steps=20.",
+        "where it stopped. key=value overrides use dotted paths (stage1.run.max_steps=20, corpus.num_utterances=60) "
+        "and are checked against the recipe's types (azeros.pipeline.PipelineRecipe) before anything runs; the "
+        "resolved recipe is saved as {output_dir}/pipeline.yaml.",
     )
     parser.add_argument("recipe", help="the pipeline YAML")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="pipeline recipe overrides")

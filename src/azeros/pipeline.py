@@ -37,9 +37,10 @@ from azeros.config import config_tree, load_config, read_tree
 from azeros.data import DatasetSpec, read_cuts
 from azeros.data.corpus import build_synthetic_corpus
 from azeros.errors import ConfigError
+from azeros.eval import EvalConfig, EvalOutcome, evaluate
 from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
 from azeros.text import get_mode
-from azeros.training import TrainRecipe, load_recipe, trained_model
+from azeros.training import TrainRecipe, load_recipe, model_folder, trained_model
 from azeros.training.recipe import TrainManifest
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "StageTargets",
     "ablation_models",
     "answer_modes",
+    "compare",
     "load_pipeline_recipe",
     "run_pipeline",
 ]
@@ -369,6 +371,20 @@ def ablation_models(recipe: str | Path, overrides: Sequence[str] = ()) -> dict[s
     models[stage1_name] = built.stage1
     models["+".join([stage1_name, *_mode_names(built.sp_modes)])] = built.stage2
     return models
+
+
+def compare(config: EvalConfig) -> EvalOutcome:
+    """``azeros eval compare``: ``config.systems`` and the compared models on the mini-benchmark, tabulated together.
+
+    The models are the ``config.pipeline`` recipe's and its stage-1 ablations (:func:`ablation_models`, trained
+    or continued first), or else ``config.models``: ``NAME=RECIPE.yaml`` (that recipe's final model, trained when
+    missing) or ``NAME=MODEL_DIR``.
+    """
+    if config.pipeline:
+        models = ablation_models(config.pipeline, config.pipeline_overrides)
+    else:
+        models = {name: model_folder(source) for name, _, source in (model.partition("=") for model in config.models)}
+    return evaluate(config, models)
 
 
 def _train_once(recipe_path: Path) -> Path:

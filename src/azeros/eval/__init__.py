@@ -2,9 +2,10 @@
 
 ``azeros eval mini`` runs the offline mini-benchmark (:func:`mini_tasks`) through the ``text``,
 ``cascade`` and trained ``azeros`` systems; ``azeros eval compare`` trains the paper's ablations and
-tabulates them like its Tables 3-5.
+tabulates them like its Tables 3-5. Every ``azeros eval`` is one :class:`EvalConfig` run by :func:`evaluate`.
 """
 
+from azeros.eval.evaluate import EVAL_KINDS, EvalConfig, EvalOutcome, JudgeSection, evaluate
 from azeros.eval.judge import JUDGE_PROMPT, JudgeClient, JudgeConfig, JudgeVerdict
 from azeros.eval.metrics import (
     LETTERS,
@@ -33,15 +34,19 @@ from azeros.eval.systems import (
 from azeros.eval.task import EvalItem, Task
 
 __all__ = [
+    "EVAL_KINDS",
     "JUDGE_PROMPT",
     "LETTERS",
     "RULES",
     "AzerosSystem",
     "BenchmarkResult",
     "CascadeSystem",
+    "EvalConfig",
     "EvalItem",
+    "EvalOutcome",
     "JudgeClient",
     "JudgeConfig",
+    "JudgeSection",
     "JudgeVerdict",
     "MiniSizes",
     "System",
@@ -54,6 +59,7 @@ __all__ = [
     "check_rule",
     "choice_prompt",
     "contains_phrase",
+    "evaluate",
     "last_number",
     "markdown_tables",
     "mini_tasks",

@@ -60,8 +60,8 @@ def test_a_bad_value_or_key_is_one_error_naming_it(override, message):
     assert str(error.value).startswith(message)
 
 
-def test_the_command_says_a_bad_override_in_one_line(capsys):
-    assert main(["pipeline", str(MINI), "corpus.num_utterances=sixty"]) == 2
+def test_the_command_says_a_bad_override_in_one_line(capsys, tmp_path):
+    assert main(["pipeline", str(MINI), f"output_dir={tmp_path}", "corpus.num_utterances=sixty"]) == 2
     assert capsys.readouterr().err == "azeros pipeline: error: mini.yaml: corpus.num_utterances='sixty': expected int\n"
 
 

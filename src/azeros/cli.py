@@ -374,16 +374,12 @@ def _add_cache(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from azeros.config import load_config
+    from azeros.config import load_config, set_key
     from azeros.eval import EvalConfig, evaluate
 
-    tree: dict = {"what": args.what}
+    tree = {"what": args.what}
     for dest, (key, convert) in args.config_keys.items():
-        *sections, name = key.split(".")
-        node = tree
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[name] = convert(getattr(args, dest))
+        set_key(tree, key, convert(getattr(args, dest)))
     config = load_config(EvalConfig, tree, args.overrides)
     if config.what == "compare":  # trains models: above the eval layer
         from azeros.pipeline import compare as run

@@ -21,7 +21,7 @@ import yaml
 
 from azeros.errors import ConfigError
 
-__all__ = ["apply_override", "config_tree", "load_config", "parse_config", "read_tree"]
+__all__ = ["apply_override", "config_tree", "load_config", "parse_config", "read_tree", "set_key"]
 
 Config = TypeVar("Config")
 
@@ -123,6 +123,23 @@ def parse_config(cls: type[Config], tree: Any, where: str = "") -> Config:
     return cls(**{name: _convert(value, hints[name], prefix + name) for name, value in tree.items()})
 
 
+def set_key(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key (``judge.seed``) in a YAML tree, making the sections on its path.
+
+    Raises:
+        ConfigError: when a key on the path holds a value, not a section.
+    """
+    *parents, leaf = key.split(".")
+    node = tree
+    for depth, part in enumerate(parents):
+        if node.get(part) is None:  # absent, or an empty YAML section
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(parents[:depth + 1])} is {node!r}, not a section")
+    node[leaf] = value
+
+
 def apply_override(tree: dict[str, Any], assignment: str) -> None:
     """Set a dotted ``key=value`` in a YAML tree (the value parsed as YAML: ``3e-4``, ``[a, b]``, ``null``).
 
@@ -134,18 +151,14 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     key, sep, raw = assignment.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {assignment!r} is not key=value")
-    *parents, leaf = key.strip().split(".")
-    node = tree
-    for depth, part in enumerate(parents):
-        if node.get(part) is None:  # absent, or an empty YAML section
-            node[part] = {}
-        node = node[part]
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {assignment!r}: {'.'.join(parents[:depth + 1])} is {node!r}, not a section")
     try:
-        node[leaf] = yaml.safe_load(raw)  # "[a, b]" -> list, "null" -> None, "3e-4" -> str (typed later)
+        value = yaml.safe_load(raw)  # "[a, b]" -> list, "null" -> None, "3e-4" -> str (typed later)
     except yaml.YAMLError as error:
         raise ConfigError(f"override {assignment!r}: the value is not YAML ({error.problem})") from None
+    try:
+        set_key(tree, key.strip(), value)
+    except ConfigError as error:
+        raise ConfigError(f"override {assignment!r}: {error}") from None
 
 
 def read_tree(path: str | Path, what: str = "config") -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from azeros.errors import ConfigError
 from azeros.eval.benchmarks.command import run_published_benchmark

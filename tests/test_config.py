@@ -57,6 +57,18 @@ def test_a_bad_override_is_one_error_naming_the_key(overrides, message):
     assert str(error.value) == message
 
 
+
+def test_a_value_names_another_key_once_and_follows_its_overrides():
+    tree = {"name": "smollm", "extra": {"a": {"sources": ["${name}"]}, "b": {"size": "${section.size}"}},
+            "section": {"size": 4}}
+    config = load_config(Config, tree, ["section.size=6"])
+    assert config.extra == {"a": Section(sources=[Source("smollm")]), "b": Section(size=6)}  # typed where it lands
+    assert tree["extra"]["b"]["size"] == "${section.size}"  # the caller's tree is left as it was
+    with pytest.raises(ConfigError, match=r"\$\{sektion.size\}: no such key"):
+        load_config(Config, {"name": "x", "section": {"size": "${sektion.size}"}})
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(Config, {"name": "${extra.a.size}", "extra": {"a": {"size": "${name}"}}})
+
 def test_a_required_key_must_be_set_and_a_file_must_be_a_mapping(tmp_path):
     with pytest.raises(ConfigError, match="^name must be set$"):
         load_config(Config, {})

@@ -6,12 +6,14 @@ to its field's type, refuses unknown keys (a typo must not be silently ignored) 
 and the type expected when a value does not fit; nothing is guessed beyond numbers written as text. The
 training recipe (:class:`azeros.training.TrainRecipe`), the pipeline recipe (:class:`azeros.pipeline.PipelineRecipe`)
 and the evaluation config (:class:`azeros.eval.EvalConfig`) are all read this way, with the same overrides:
-``optim.lr=3e-4``, ``stage1.run.max_steps=20``, ``judge.seed=1``.
+``optim.lr=3e-4``, ``stage1.run.max_steps=20``, ``judge.seed=1``. A value that is exactly ``${dotted.key}``
+takes that key's value (after the overrides), so a recipe names a setting once (``llm: ${generate.model}``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -199,12 +201,40 @@ def load_config(cls: type[Config], tree: dict[str, Any], overrides: typing.Seque
     try:
         for assignment in overrides:
             apply_override(tree, assignment)
+        tree = _interpolate(tree, tree)
         config = parse_config(cls, tree)
         if hasattr(config, "check"):
             config.check()
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}" if source else str(error)) from None
     return config
+
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
+
+
+def _interpolate(value: Any, root: dict[str, Any], chain: tuple[str, ...] = ()) -> Any:
+    """``value`` with every string that is exactly ``${dotted.key}`` replaced by that key's value in ``root``.
+
+    Raises:
+        ConfigError: for a reference to a missing key, or references that form a cycle.
+    """
+    if isinstance(value, dict):
+        return {key: _interpolate(item, root, chain) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, root, chain) for item in value]
+    match = _REFERENCE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return value
+    key = match.group(1)
+    if key in chain:
+        raise ConfigError(f"${{{key}}}: the references form a cycle ({' -> '.join((*chain, key))})")
+    node: Any = root
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"${{{key}}}: no such key in this config")
+        node = node[part]
+    return _interpolate(node, root, (*chain, key))
 
 
 def config_tree(config: Any) -> dict[str, Any]:

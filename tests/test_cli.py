@@ -62,3 +62,24 @@ def test_cuda_on_a_cpu_build_says_how_to_install_gpu_torch(tmp_path, capsys, mon
                  "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "built for CPU only" in err and "pip install torch --index-url" in err
+
+
+def test_a_missing_init_from_is_refused_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    manifest = tmp_path / "targets.jsonl.gz"
+    manifest.touch()
+    stage2 = {"output_dir": str(tmp_path / "out"), "data": {"train": [str(manifest)]},
+              "model": {"encoders": [{"kind": "whisper-ct2", "role": "semantic"}, {"kind": "ge2e", "role": "paralinguistic"}],
+                        "init_from": str(tmp_path / "stage1" / "final"), "init_roles": ["semantic"],
+                        "train_roles": ["paralinguistic"]}}
+    recipe = tmp_path / "stage2.yaml"
+    recipe.write_text(yaml.safe_dump(stage2))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was built before the inputs were checked")
+
+    monkeypatch.setattr("azeros.training.loop.build_model", no_model)
+    assert main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"azeros train: error: model.init_from {tmp_path / 'stage1' / 'final'} not found: the semantic "
+                   "projector loads from it (the `final` folder of a finished stage-1 run: train the recipe that "
+                   "makes it first)\n")

@@ -234,8 +234,12 @@ def _stage2(tmp_path, tiny_model_section, manifests, init_from) -> dict:
 
 def test_stage2_refuses_a_missing_or_partial_stage1_projector(tmp_path, tiny_model_section, manifests, stage1_final):
     recipe = _stage2(tmp_path, tiny_model_section, manifests, tmp_path / "no-such-run" / "final")
-    with pytest.raises(ValueError, match="cannot start: model.init_from must hold the complete semantic projector.*no projector weights"):
+    with pytest.raises(FileNotFoundError, match="model.init_from .*no-such-run/final not found"):  # before any model loads
         _run(recipe, tmp_path / "missing.yaml")
+    (tmp_path / "empty-run").mkdir()
+    recipe = _stage2(tmp_path, tiny_model_section, manifests, tmp_path / "empty-run")
+    with pytest.raises(ValueError, match="cannot start: model.init_from must hold the complete semantic projector.*no projector weights"):
+        _run(recipe, tmp_path / "empty.yaml")
 
     state = load_file(stage1_final / "model.safetensors")
     partial = tmp_path / "partial.safetensors"

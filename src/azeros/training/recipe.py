@@ -304,10 +304,11 @@ class TrainRecipe:
             raise ConfigError(f"average.decay must be in (0, 1), got {self.average.decay}")
 
     def check_inputs(self) -> None:
-        """Fail before any model loads when a manifest the recipe reads is missing.
+        """Fail before any model loads when a manifest the recipe reads, or the model its frozen projectors load
+        from, is missing.
 
         Raises:
-            FileNotFoundError: naming every missing manifest.
+            FileNotFoundError: naming every missing manifest, or the missing ``model.init_from``.
         """
         paths = [m.manifest for m in self.data.train] + list(self.data.valid)
         missing = [path for path in paths if not Path(path).is_file()]
@@ -315,6 +316,11 @@ class TrainRecipe:
             raise FileNotFoundError(
                 f"manifests not found: {', '.join(missing)} (make them with the `azeros generate` command in the "
                 "recipe's header; relative paths are relative to the working directory)"
+            )
+        if self.model.init_roles and not Path(self.model.init_from).exists():
+            raise FileNotFoundError(
+                f"model.init_from {self.model.init_from} not found: the {'/'.join(self.model.init_roles)} projector "
+                "loads from it (the `final` folder of a finished stage-1 run: train the recipe that makes it first)"
             )
 
     def to_dict(self) -> dict[str, Any]:

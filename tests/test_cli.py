@@ -44,7 +44,7 @@ def test_missing_manifest_is_one_line_and_exit_2_unless_debug(tmp_path, capsys):
 
 def test_an_os_error_reads_as_path_and_reason_not_a_python_repr(tmp_path, capsys):
     missing = tmp_path / "missing.yaml"
-    assert main(["generate", str(missing), "--out", str(tmp_path / "out")]) == 2
+    assert main(["generate", str(missing), f"out={tmp_path / 'out'}"]) == 2
     assert capsys.readouterr().err == f"azeros generate: error: {missing}: no such file or directory\n"
 
 

@@ -23,35 +23,12 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from azeros.data import load_datasets
-    from azeros.llm import resolve_device
-    from azeros.selfgen import GenerateConfig, build_backend, generate_targets
+    from azeros.selfgen import answer_limit, generate_targets, load_generate_job
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    config = GenerateConfig(
-        datasets=load_datasets(args.data), out_dir=Path(args.out), modes=modes, num_shards=args.num_shards,
-        shard=args.shard, seed=args.seed, min_duration=args.min_duration, max_duration=args.max_duration,
-        max_chars_per_second=args.max_chars_per_second, limit=args.sample if args.check else args.limit,
-    )
-    backend = None
-    if any(mode != "tsit_s" for mode in modes):
-        common = {"max_new_tokens": args.max_new_tokens, "repeat_limit": args.repeat_limit,
-                  "repetition_penalty": args.repetition_penalty, "chat_template": args.chat_template}
-        if args.backend == "transformers":
-            options = {"dtype": args.dtype, "device": resolve_device(args.device), "max_batch": args.batch_size,
-                       **common}
-        elif args.backend == "openai":
-            options = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
-                       "timeout": args.timeout, "retries": args.retries, **common}
-        else:
-            engine = {"tensor_parallel_size": args.tensor_parallel_size,
-                      "gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len}
-            options = {**common, **{key: value for key, value in engine.items() if value is not None}}
-        backend = build_backend(args.backend, args.model, **options)
-        penalty = backend.repetition_penalty
-        print(f"repetition_penalty: {'the server default' if penalty is None else penalty}"
-              f"{'' if args.repetition_penalty is not None else ' (the LLM generation config)'}")
-    report = generate_targets(config, backend, check=args.check, progress=not args.no_progress)
+    job = load_generate_job(args.overrides, data=args.data, elicit_check=args.check, progress=not args.no_progress)
+    tokens, source = answer_limit(job)
+    print(f"max_new_tokens: {tokens} ({source})")
+    report = generate_targets(job)
     print(report.line())
     if report.elicit is not None:
         print("\nself-elicit check: how often the targets mention each piece of oracle information")
@@ -63,47 +40,20 @@ def _generate(args: argparse.Namespace) -> int:
 def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "generate", help="write self-generated targets for Lhotse manifests (paper §3.3, §4.2)",
-        description="Generate targets with the frozen LLM. Resumable: rerun the same command after a crash.",
+        description="Generate targets with the frozen LLM into out=FOLDER ({out}/{dataset}/{mode}_{shard}.jsonl.gz). "
+        "Settings are key=value, typed like a recipe's (azeros.selfgen.GenerateJob lists them): "
+        "modes=[sift_s,sift_sp] max_new_tokens=24 limit=100 model=HUB_ID_OR_FOLDER device=cpu batch_size=32 "
+        "num_shards=4 shard=1; backend=openai openai.base_url=http://host:8000/v1; backend=vllm "
+        "vllm.tensor_parallel_size=2. Resumable: rerun the same command after a crash; a rerun into the same "
+        "out with settings that change the targets (model, max_new_tokens, repetition_penalty, ...) is refused.",
     )
     parser.add_argument("data", help="a YAML list of datasets (name, manifest, language, weight) or one manifest")
-    parser.add_argument("--out", required=True, help="output folder: {out}/{dataset}/{mode}_{shard}.jsonl.gz")
-    parser.add_argument("--modes", default="sift_s", help="comma-separated: tsit_s,sit_s,sift_s,sit_sp,sift_sp,sit_ssp,sift_ssp")
-    parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default="transformers",
-                        help="what runs the LLM")
-    parser.add_argument("--model", default="smollm2-135m-instruct",
-                        help="hub id, folder, GGUF file or embedded alias; for openai, the served model name")
-    parser.add_argument("--dtype", default="auto", help="transformers: auto (bf16 on a GPU that has it), bf16, fp32")
-    _device_flag(parser, "transformers: ")
-    parser.add_argument("--batch-size", type=_positive_int, default=64, help="transformers: rows decoded together")
-    parser.add_argument("--max-new-tokens", type=int, default=1024, help="answer length limit")
-    parser.add_argument("--repeat-limit", type=int, default=64, help="a run of this many identical tokens is degenerate")
-    parser.add_argument("--repetition-penalty", type=float, default=None,
-                        help="divide positive / multiply negative logits of tokens already seen (transformers' and "
-                             "vLLM's meaning); default: the LLM's own generation config (openai: the server's)")
-    parser.add_argument("--chat-template", default=None,
-                        help="transformers, vllm: render with this chat template instead of the LLM's: chatml (the "
-                        "reference's, no default system prompt) or a Jinja template; train with the same "
-                        "(model.chat_template) so training shows the context the targets came from")
-    parser.add_argument("--tensor-parallel-size", type=int, default=None, help="vllm: GPUs the engine shards over")
-    parser.add_argument("--gpu-memory-utilization", type=float, default=None,
-                        help="vllm: fraction of GPU memory the engine may take")
-    parser.add_argument("--max-model-len", type=int, default=None, help="vllm: the engine's context length")
-    parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: the server's API root")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key")
-    parser.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight")
-    parser.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per attempt")
-    parser.add_argument("--retries", type=int, default=5, help="openai: retries of transient failures")
-    parser.add_argument("--num-shards", type=int, default=1, help="split the cuts into this many shards")
-    parser.add_argument("--shard", type=int, default=0, help="the shard this process generates")
-    parser.add_argument("--seed", type=int, default=0, help="seeds TSIT_s's ASR-prompt draw")
-    parser.add_argument("--min-duration", type=float, default=1.0, help="shorter cuts (seconds) are rejected")
-    parser.add_argument("--max-duration", type=float, default=30.0, help="longer cuts (seconds) are rejected")
-    parser.add_argument("--max-chars-per-second", type=float, default=30.0,
-                        help="cuts whose transcript is denser are rejected")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many cuts per dataset")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="settings: out=FOLDER (required), modes=[sift_s] and the rest (max_new_tokens: 256 "
+                        "on cpu, 1024 on cuda, by default)")
     parser.add_argument("--check", action="store_true",
-                        help="self-elicit check: generate a sample and report how much oracle information the targets carry")
-    parser.add_argument("--sample", type=int, default=50, help="--check: cuts per dataset")
+                        help="self-elicit check: generate a sample (sample=50 cuts per dataset) and report how "
+                        "much oracle information the targets carry")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=_generate)
 
@@ -220,8 +170,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _device_flag(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-    parser.add_argument("--device", default="auto", help=f"{prefix}auto (cuda if present, else cpu), cpu, cuda, cuda:1, ...")
+def _device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:1, ...")
 
 
 def _speech_flags(parser: argparse.ArgumentParser) -> None:
@@ -501,11 +451,25 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """The parser of ``azeros`` and of each subcommand (``add_parser`` makes one of the same class)."""
+    """The parser of ``azeros`` and of each subcommand (``add_parser`` makes one of the same class).
+
+    A subcommand's flags and ``KEY=VALUE`` overrides may come in any order (``generate D out=X --check
+    modes=[sift_s]``): argparse alone takes the positionals before the first flag and refuses the rest.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+        self._intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._subparsers is not None or self._intermixing:  # the top level, or the pass intermixing makes
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 _DEBUG_HELP = "show the traceback of an error instead of one line"

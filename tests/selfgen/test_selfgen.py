@@ -34,6 +34,20 @@ from synthetic_cuts import synthetic_cuts  # noqa: E402
 MAX_NEW = 12
 
 
+class EchoBackend:
+    """A backend that answers "ok" at once (one token), with settings of its own."""
+
+    def __init__(self, **settings):
+        self.model_name = "echo"
+        self.settings = {"model": "echo", **settings}
+        self.tokens_generated = 0
+
+    def generate(self, requests):
+        for request in requests:
+            self.tokens_generated += 1
+            yield Result(request.key, "ok", "stop", 1)
+
+
 def _bad_cuts(recording) -> list[MonoCut]:
     """One cut for each reject reason that reading can find, and one whose odd label is kept (real audio)."""
     def cut(cut_id, text, duration=2.0, **custom):
@@ -117,8 +131,7 @@ def test_labels_outside_the_vocabulary_are_kept_verbatim_and_counted(tmp_path):
             cut("f", emotion="sad, gender: female")]
     CutSet.from_cuts(cuts).to_file(tmp_path / "c.jsonl.gz")
     config = GenerateConfig([DatasetSpec("c", tmp_path / "c.jsonl.gz")], tmp_path, modes=("sift_sp",))
-    backend = SimpleNamespace(model_name="echo", generate=lambda requests: (
-        Result(r.key, "ok", "stop", 1) for r in requests))
+    backend = EchoBackend()
     (summary,) = run_generation(config, backend, progress=False)
     assert summary.done == 4 and summary.verbatim_labels == {"age": 2, "emotion": 1}
     # a value holding the oracle's markup or separators would rewrite the prompt: refused, with the reason
@@ -207,9 +220,9 @@ def test_kill_minus_nine_three_times_then_resume(manifest, tiny_folder, backend,
     run_generation(GenerateConfig([DatasetSpec("cuts", manifest)], reference, modes=("sift_s",)), backend,
                    progress=False)
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "azeros.cli", "generate", str(manifest), "--out", str(out),
-               "--modes", "sift_s", "--model", str(tiny_folder), "--dtype", "fp32", "--device", "cpu",
-               "--batch-size", "6", "--max-new-tokens", str(MAX_NEW), "--no-progress"]
+    command = [sys.executable, "-m", "azeros.cli", "generate", str(manifest), f"out={out}", "modes=[sift_s]",
+               f"model={tiny_folder}", "dtype=fp32", "device=cpu", "batch_size=6", f"max_new_tokens={MAX_NEW}",
+               "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     targets = output_paths(out, "cuts", "sift_s", 0)[0]
     rng = random.Random(0)
@@ -515,8 +528,7 @@ def test_a_manifest_holding_every_bad_case_at_once_is_fully_accounted_for(tmp_pa
     manifest = tmp_path / "everything.jsonl"
     manifest.write_text("\n".join(lines))
     config = GenerateConfig([DatasetSpec("all", manifest)], tmp_path / "out", modes=("sift_sp",))
-    backend = SimpleNamespace(model_name="echo", generate=lambda requests: (
-        Result(r.key, "ok", "stop", 1) for r in requests))
+    backend = EchoBackend()
     for attempt in range(2):  # a rerun finds every line accounted for and writes nothing again
         (summary,) = run_generation(config, backend, progress=False)
         assert summary.inputs == summary.done + summary.rejected == 13, summary

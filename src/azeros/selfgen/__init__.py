@@ -7,7 +7,7 @@ from typing import Any
 
 from azeros.selfgen.base import Backend, Request, Result, longest_repeat
 from azeros.selfgen.check import ElicitReport, ModeCoverage, SpPick, elicit_report
-from azeros.selfgen.job import TargetsReport, generate_targets
+from azeros.selfgen.job import GenerateJob, TargetsReport, answer_limit, generate_targets, load_generate_job
 from azeros.selfgen.runner import GenerateConfig, RunSummary, output_paths, run_generation, shard_of
 
 __all__ = [
@@ -15,15 +15,18 @@ __all__ = [
     "Backend",
     "ElicitReport",
     "GenerateConfig",
+    "GenerateJob",
     "ModeCoverage",
     "Request",
     "Result",
     "RunSummary",
     "SpPick",
     "TargetsReport",
+    "answer_limit",
     "build_backend",
     "elicit_report",
     "generate_targets",
+    "load_generate_job",
     "longest_repeat",
     "output_paths",
     "run_generation",
@@ -52,7 +55,7 @@ def build_backend(kind: str, model: str, **options: Any) -> Backend:
         from azeros.selfgen.openai_backend import OpenAIBackend
 
         if options.pop("chat_template", None):
-            raise ValueError("--chat-template: an OpenAI-compatible server renders prompts with its own template; "
+            raise ValueError("chat_template: an OpenAI-compatible server renders prompts with its own template; "
                              "set it on the server, or generate with the transformers or vllm backend")
 
         return OpenAIBackend(options.pop("base_url"), model, **options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from azeros.text import Message
 
@@ -51,9 +51,20 @@ class Result:
 
 
 class Backend(Protocol):
-    """A way to run the frozen LLM over many conversations."""
+    """A way to run the frozen LLM over many conversations.
 
-    model_name: str  # recorded as ``from_model`` in every target
+    Attributes:
+        model_name: recorded as ``from_model`` in every target.
+        settings: what decides its answers (``model``, ``max_new_tokens``, ``repetition_penalty``, ...), under
+            the names ``azeros generate`` sets them by: recorded beside each output, so that a rerun with
+            other settings is refused instead of mixing two kinds of target in one file.
+        tokens_generated: tokens generated so far, by every row, finished or still running (the progress
+            bar's rate; a backend that sees only finished answers counts those).
+    """
+
+    model_name: str
+    settings: dict[str, Any]
+    tokens_generated: int
 
     def generate(self, requests: Iterable[Request]) -> Iterator[Result]:
         """Answer every request, yielding each result as soon as it is done."""

@@ -74,6 +74,9 @@ class OpenAIBackend:
         self.max_new_tokens = max_new_tokens
         self.repeat_limit = repeat_limit
         self.repetition_penalty = repetition_penalty
+        self.settings = {"model": model, "max_new_tokens": max_new_tokens, "repeat_limit": repeat_limit,
+                         "repetition_penalty": repetition_penalty}
+        self.tokens_generated = 0  # answers arrive whole: counted as they come
         logger.info("%s: repetition_penalty %s", model,
                     "the server's default (its model's generation config)" if repetition_penalty is None
                     else repetition_penalty)
@@ -142,5 +145,7 @@ class OpenAIBackend:
                     return
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    result = future.result()
+                    self.tokens_generated += result.num_tokens
+                    yield result
 

@@ -5,11 +5,14 @@ For each dataset and mode the run writes, under ``{out}/{dataset}/``:
 * ``{mode}_{shard}.jsonl.gz``: the input cuts with their target (see :class:`azeros.data.Target`), each
   appended and flushed the moment it is finished;
 * ``{mode}_{shard}.rejects.jsonl``: every cut that got no target, with the reason;
-* ``{mode}_{shard}.summary.json``: the counts, with ``in == done + rejected``.
+* ``{mode}_{shard}.summary.json``: the counts, with ``in == done + rejected``;
+* ``{mode}_{shard}.settings.json``: what decides the targets (model, answer length, repetition penalty,
+  mode, cut filters, ...), written when the output is started.
 
 A shard holds the cuts whose id hashes to it (stable across runs, machines and batch sizes), so shards
 can be run anywhere and concatenated. A rerun skips every id already written to either file: kill a run
-at any moment and start it again, and each cut ends up exactly once.
+at any moment and start it again, and each cut ends up exactly once. A rerun whose settings differ from
+those recorded is refused before anything is generated: one file never mixes two kinds of target.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lhotse.cut import Cut
 
@@ -38,6 +42,7 @@ from azeros.data import (
     read_cuts,
     with_target,
 )
+from azeros.errors import ConfigError
 from azeros.selfgen.base import Backend, Request
 from azeros.text import Message, get_mode, instruction_for, label_problem, target_messages, verbatim_labels
 
@@ -126,9 +131,50 @@ def shard_of(cut_id: str, num_shards: int) -> int:
 
 def output_paths(out_dir: Path, dataset: str, mode: str, shard: int) -> tuple[Path, Path, Path]:
     """``(targets, rejects, summary)`` paths of one dataset, mode and shard."""
-    folder = Path(out_dir) / dataset
-    stem = f"{mode}_{shard}"
-    return folder / f"{stem}.jsonl.gz", folder / f"{stem}.rejects.jsonl", folder / f"{stem}.summary.json"
+    targets, rejects, summary, _ = _paths(out_dir, dataset, mode, shard)
+    return targets, rejects, summary
+
+
+def _paths(out_dir: Path, dataset: str, mode: str, shard: int) -> tuple[Path, Path, Path, Path]:
+    """``(targets, rejects, summary, settings)`` paths of one dataset, mode and shard."""
+    stem = Path(out_dir) / dataset / f"{mode}_{shard}"
+    return tuple(stem.with_name(stem.name + suffix)  # type: ignore[return-value]
+                 for suffix in (".jsonl.gz", ".rejects.jsonl", ".summary.json", ".settings.json"))
+
+
+def _settings(config: GenerateConfig, mode: str, backend: Backend | None) -> dict[str, Any]:
+    """What decides the targets of one mode's output: the backend's settings (model, answer length, ...) for
+    a self-generated mode, and the run's own: the mode, TSIT_s's prompt seed, the cut filters (which cuts are
+    rejected) and the sharding (which cuts the file holds). How many cuts (``limit``), the batch size and
+    the device may change between runs: they decide how much is done and how fast, not what is written."""
+    drawn = get_mode(mode).instruction == "asr"  # the seed only picks TSIT_s's ASR prompts
+    run = {"mode": mode, **({"seed": config.seed} if drawn else {}), "num_shards": config.num_shards,
+           "min_duration": config.min_duration, "max_duration": config.max_duration,
+           "max_chars_per_second": config.max_chars_per_second}
+    return {**(backend.settings if backend is not None and get_mode(mode).self_generated else {}), **run}
+
+
+def _claim(config: GenerateConfig, dataset: str, mode: str, settings: dict[str, Any]) -> None:
+    """Record ``settings`` beside a new output, or refuse to add to one that was generated with others.
+
+    Raises:
+        ConfigError: naming each setting that differs, with its recorded value and this run's.
+    """
+    targets, rejects, _, path = _paths(config.out_dir, dataset, mode, config.shard)
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        changed = sorted(key for key in recorded.keys() | settings.keys() if recorded.get(key) != settings.get(key))
+        if changed:
+            before = ", ".join(f"{key}={recorded.get(key)!r}" for key in changed)
+            now = ", ".join(f"{key}={settings.get(key)!r}" for key in changed)
+            raise ConfigError(f"{targets} was generated with {before}; this run has {now}: generate into another "
+                              "output folder, or with the same settings to continue it")
+        return
+    if targets.exists() or rejects.exists():
+        logger.warning("%s: no settings recorded (an earlier azeros); recording this run's, later runs must match",
+                       targets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _rejection(cut: Cut, utterance: Utterance, config: GenerateConfig, oracle: str) -> tuple[str, str] | None:
@@ -158,8 +204,9 @@ def _rejection(cut: Cut, utterance: Utterance, config: GenerateConfig, oracle: s
 class _ModeRun:
     """One dataset and mode: reads the shard, feeds the backend, writes every outcome at once."""
 
-    def __init__(self, spec: DatasetSpec, mode_name: str, config: GenerateConfig, progress: object) -> None:
-        self.spec, self.mode, self.config, self.progress = spec, get_mode(mode_name), config, progress
+    def __init__(self, spec: DatasetSpec, mode_name: str, config: GenerateConfig) -> None:
+        self.spec, self.mode, self.config = spec, get_mode(mode_name), config
+        self.progress: Any = None  # the bar, set once the shard's size is known (:meth:`counts`)
         targets, rejects, self.summary_path = output_paths(config.out_dir, spec.name, self.mode.name, config.shard)
         self.targets = ManifestWriter(targets)
         self.rejects = ManifestWriter(rejects)
@@ -167,8 +214,8 @@ class _ModeRun:
         self.in_flight: dict[str, tuple[Cut, list[Message], str]] = {}
         self.seen: set[str] = set()
 
-    def _cuts(self) -> Iterator[Cut]:
-        """The shard's cuts, each id once; a line that is not a cut is rejected here, under its line's id."""
+    def _lines(self) -> Iterator[Cut]:
+        """The shard's lines within the limit, in order, repeated ids included (bad lines as ``BadLine``)."""
         taken = 0
         for cut in read_cuts(self.spec.manifest, bad_lines=True):
             if shard_of(cut.id, self.config.num_shards) != self.config.shard:
@@ -176,6 +223,17 @@ class _ModeRun:
             if self.config.limit is not None and taken >= self.config.limit:
                 return
             taken += 1
+            yield cut
+
+    def counts(self) -> tuple[int, int]:
+        """``(ids, done)``: the shard's distinct ids (within the limit) and how many of them earlier runs
+        wrote (a target or a reject). Reads the manifest once more: what a progress bar's total costs."""
+        ids = {cut.id for cut in self._lines()}
+        return len(ids), len(ids & (self.targets.done_ids | self.rejects.done_ids))
+
+    def _cuts(self) -> Iterator[Cut]:
+        """The shard's cuts, each id once; a line that is not a cut is rejected here, under its line's id."""
+        for cut in self._lines():
             if cut.id in self.seen:
                 self.summary.duplicates += 1
                 continue
@@ -246,28 +304,38 @@ def run_generation(config: GenerateConfig, backend: Backend | None, *, progress:
     Args:
         config: the run.
         backend: the LLM backend; may be ``None`` when every mode is TSIT_s.
-        progress: show a progress bar with items/s and tokens/s.
+        progress: show a progress bar per dataset and mode: cuts done of the shard's total (those of earlier
+            runs included), its ETA, and the tokens generated by this run with their rate.
 
     Returns:
         One summary per dataset and mode (also written as JSON next to the outputs).
 
     Raises:
         ValueError: on a bad shard number, or a self-generated mode without a backend.
+        ConfigError: when an output holds targets generated with other settings (see :func:`_settings`).
         RuntimeError: when a run ends with ids unaccounted for.
     """
     from tqdm import tqdm
 
     if not 0 <= config.shard < config.num_shards:
-        raise ValueError(f"--shard must be in [0, {config.num_shards}), got {config.shard}")
+        raise ValueError(f"shard must be in [0, {config.num_shards}), got {config.shard}")
     modes = [get_mode(name) for name in config.modes]
     if backend is None and any(mode.self_generated for mode in modes):
         raise ValueError("self-generated modes need a backend; only tsit_s runs without one")
+    for spec in config.datasets:  # every output's settings, before anything is generated
+        for mode in modes:
+            _claim(config, spec.name, mode.name, _settings(config, mode.name, backend))
     summaries = []
     for spec in config.datasets:
         for mode in modes:
-            bar = tqdm(desc=f"{spec.name}/{mode.name}", unit="cut", disable=not progress, dynamic_ncols=True)
-            run = _ModeRun(spec, mode.name, config, bar)
+            run = _ModeRun(spec, mode.name, config)
+            total, done = run.counts()
+            if done:
+                logger.info("%s/%s: resuming: %d of %d done", spec.name, mode.name, done, total)
+            run.progress = bar = tqdm(desc=f"{spec.name}/{mode.name}", total=total, initial=done, unit="cut",
+                                      disable=not progress, dynamic_ncols=True)
             start = time.perf_counter()
+            tokens_before = backend.tokens_generated if mode.self_generated else 0
             requests = run.requests()
             results = backend.generate(requests) if mode.self_generated else requests
             for result in results:
@@ -279,8 +347,9 @@ def run_generation(config: GenerateConfig, backend: Backend | None, *, progress:
                     run.reject(cut.id, "degenerate output", result.degenerate)
                 else:
                     run.finish(cut, messages, instruction, result.text, result.finish_reason, backend.model_name)
-                elapsed = max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix_str(f"{run.summary.generated_tokens / elapsed:.0f} tok/s", refresh=False)
+                # the rate of every row, the running ones too: finished answers alone lag behind the work done
+                bar.set_postfix_str(_rate(backend.tokens_generated - tokens_before, time.perf_counter() - start),
+                                    refresh=False)
             bar.close()
             summary = run.close(time.perf_counter() - start)
             logger.info("%s", summary.line())
@@ -288,3 +357,8 @@ def run_generation(config: GenerateConfig, backend: Backend | None, *, progress:
                 raise RuntimeError(f"{summary.line()}: ids were lost; rerun to finish them")
             summaries.append(summary)
     return summaries
+
+
+def _rate(tokens: int, seconds: float) -> str:
+    """The progress bar's postfix: tokens generated by this run and their rate."""
+    return f"{tokens} tok, {tokens / max(seconds, 1e-9):.0f} tok/s"

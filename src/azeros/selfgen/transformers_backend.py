@@ -102,6 +102,10 @@ class TransformersBackend:
         self.repetition_penalty = (default_repetition_penalty(self.llm) if repetition_penalty is None
                                    else float(repetition_penalty))
         logger.info("%s: repetition_penalty %s", model, self.repetition_penalty)
+        self.settings = {"model": model, "dtype": str(self.llm.dtype).removeprefix("torch."),
+                         "max_new_tokens": max_new_tokens, "repeat_limit": repeat_limit,
+                         "repetition_penalty": self.repetition_penalty, "chat_template": chat_template}
+        self.tokens_generated = 0
         self._stop_ids = set(self.renderer.stop_ids)
         self._pad_id = self.renderer.stop_ids[0]
         self._cache_arg = cache_keyword(self.llm)
@@ -211,6 +215,7 @@ class TransformersBackend:
                 continue
             row.run = row.run + 1 if row.token_ids and row.token_ids[-1] == token else 1
             row.token_ids.append(token)
+            self.tokens_generated += 1
             if row.run >= self.repeat_limit:
                 yield self._result(row, "length", f"repeated token {token} x{row.run}")
             elif len(row.token_ids) >= self.max_new_tokens:

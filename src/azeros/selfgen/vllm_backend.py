@@ -58,6 +58,9 @@ class VLLMBackend:
             skip_special_tokens=True, repetition_penalty=repetition_penalty,
         )
         self.repetition_penalty = repetition_penalty
+        self.settings = {"model": model_name, "max_new_tokens": max_new_tokens, "repeat_limit": repeat_limit,
+                         "repetition_penalty": repetition_penalty, "chat_template": chat_template}
+        self.tokens_generated = 0  # the engine answers a chunk at once: counted as its answers are read
         logger.info("%s: repetition_penalty %s", model_name, repetition_penalty)
         self.chunk_size = chunk_size
         self.repeat_limit = repeat_limit
@@ -109,6 +112,7 @@ class VLLMBackend:
                 if token_ids and token_ids[-1] in self.renderer.stop_ids:
                     token_ids.pop()
                 run = longest_repeat(token_ids)
+                self.tokens_generated += len(token_ids)
                 yield Result(
                     key=request.key,
                     text=completion.text,

@@ -22,6 +22,7 @@ from azeros.errors import ConfigError
 from azeros.selfgen.base import Backend
 from azeros.selfgen.check import ElicitReport, elicit_report
 from azeros.selfgen.runner import GenerateConfig, RunSummary, output_paths, run_generation
+from azeros.text import get_mode
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "GenerateJob", "OpenAISection", "TargetsReport", "VLLMSection", "answer_limit",
            "generate_targets", "load_generate_job"]
@@ -204,7 +205,7 @@ def _backend(job: GenerateJob) -> Backend:
     return build_backend(job.backend, job.model, **options)
 
 
-def generate_targets(job: GenerateJob, backend: Backend | None = None) -> TargetsReport:
+def generate_targets(job: GenerateJob) -> TargetsReport:
     """Generate the targets of ``job`` and write ``{out}/summary_{shard}.json``.
 
     The manifests are checked before any model loads. A rerun into the same ``out`` continues where the
@@ -212,15 +213,12 @@ def generate_targets(job: GenerateJob, backend: Backend | None = None) -> Target
     (:func:`azeros.selfgen.runner.run_generation`).
 
     Args:
-        job: the run.
-        backend: the LLM backend (tests); ``None`` builds the job's, unless every mode is TSIT_s.
+        job: the run (its backend is built unless every mode is TSIT_s, which needs no LLM).
 
     Raises:
         FileNotFoundError: naming a manifest that does not exist.
         ConfigError: when the output holds targets generated with other settings.
     """
-    from azeros.text import get_mode
-
     datasets = load_datasets(job.data)
     for spec in datasets:
         if not Path(spec.manifest).is_file():
@@ -230,8 +228,7 @@ def generate_targets(job: GenerateJob, backend: Backend | None = None) -> Target
         seed=job.seed, min_duration=job.min_duration, max_duration=job.max_duration,
         max_chars_per_second=job.max_chars_per_second, limit=job.sample if job.elicit_check else job.limit,
     )
-    if backend is None and any(get_mode(mode).self_generated for mode in job.modes):
-        backend = _backend(job)
+    backend = _backend(job) if any(get_mode(mode).self_generated for mode in job.modes) else None
     report = TargetsReport(run_generation(config, backend, progress=job.progress))
     summary = {**report.totals, "seconds": round(report.seconds, 3), "runs": [s.__dict__ for s in report.summaries]}
     (Path(config.out_dir) / f"summary_{config.shard}.json").write_text(json.dumps(summary, indent=2) + "\n")

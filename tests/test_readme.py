@@ -41,7 +41,7 @@ def documented_commands() -> list[str]:
         for block in page.read_text().split("```bash\n")[1:]:
             lines = block.split("```", 1)[0].replace("\\\n", " ").splitlines()
             found += [line.rstrip(" &") for line in lines if line.startswith("azeros ")]
-    for recipe in sorted((ROOT / "recipes").glob("*.yaml")):
+    for recipe in sorted((ROOT / "recipes").rglob("*.yaml")):
         for line in recipe.read_text().splitlines():
             if line.startswith("#"):  # prose around the commands: each ends at "(", "&&" or ", "
                 found += ["azeros generate " + re.split(r"\(|&&|, ", part, maxsplit=1)[0]

@@ -296,3 +296,17 @@ def test_bounded_load_with_streams_abandoned_clients_and_bombs(faulty, bombs):
     while faulty.app.state.serving.engine.pending and time.monotonic() < deadline:
         time.sleep(0.05)
     assert faulty.app.state.serving.engine.pending == 0
+
+
+def test_the_engine_builds_its_batches_without_autograd(faulty, monkeypatch):
+    answer_batch = engine_module.answer_batch
+    seen = []
+
+    def recording(model, batch, *args, **kwargs):
+        seen.append(batch.inputs_embeds.requires_grad)  # a graph through the projectors would be kept alive
+        return answer_batch(model, batch, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "answer_batch", recording)
+    reply = httpx.post(f"{faulty.url}/v1/chat/completions", json=audio_body(encoded(speechlike(0.8, seed=3), 16000)), timeout=120)
+    assert reply.status_code == 200, reply.text
+    assert seen == [False]

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+import torch
+
 from azeros.inference.chat import Turn, conversation_of
 from azeros.inference.generate import answer_batch
 from azeros.llm import Answer, GenerationParams
@@ -154,6 +156,7 @@ class Engine:
             for params, group in groups.items():
                 self._answer(params, group)
 
+    @torch.no_grad()  # the projectors' weights are trainable: no graph kept alive for a whole generation
     def _answer(self, params: GenerationParams, jobs: list[_Job]) -> None:
         """Generate one batch and hand each job its answer.
 

@@ -5,7 +5,8 @@ equal length: no utterance is ever padded and each one's frames are the same alo
 
 ``pad_to_window`` instead pads every waveform with silence to Whisper's 30 s window, as Whisper was
 trained and as its own decoder reads it, and keeps the frames of the real audio: ~15x the encoder's cost
-for a 3 s utterance, paid once when the frames are cached.
+for a 3 s utterance, paid once when the frames are cached. A projector aligned on padded frames heard
+held-out voices worse than one aligned on unpadded frames (docs/results/hear), so it is off by default.
 """
 
 from __future__ import annotations

@@ -7,21 +7,18 @@ for the held-out split and ``FOLDER dev WER``, and writes what it heard beside t
     python docs/results/hear/heard_wer.py exp/hear/datacurve/run-1300/exports/step-0 ...
 """
 
-import gzip
 import json
 import sys
 
 from azeros.eval.curve import held_out_tasks
 from azeros.eval.heard import heard_word_error_rate
 from azeros.eval.task import EvalItem
+from azeros.eval.tasks._sources import manifest_recordings
 from azeros.models import load_model
 
 held_out = [item for task in held_out_tasks("exp/hear/eval-data") for item in task.items()]
-dev = []
-for line in list(gzip.open("exp/hear/corpus/cuts_dev.jsonl.gz", "rt"))[:96]:
-    cut = json.loads(line)
-    dev.append(EvalItem(id=cut["id"], task="dev", subtask="dev", audio=cut["recording"]["sources"][0]["source"],
-                        transcript=cut["supervisions"][0]["text"]))
+dev = [EvalItem(rec.id, "dev", "dev", rec.audio, rec.utterance.transcript)
+       for rec in manifest_recordings("exp/hear/corpus/cuts_dev.jsonl.gz", limit=96)]
 for folder in sys.argv[1:]:
     model = load_model(folder)
     model.eval()

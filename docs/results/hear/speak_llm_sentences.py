@@ -13,14 +13,12 @@ import json
 import random
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lhotse import CutSet
-from tqdm import tqdm
 
-from azeros.audio.synth import VoiceSetting
-from azeros.data.corpus import AGE_PROSODY, EMOTION_PROSODY, SPLIT_VOICES, PlannedUtterance, _speak
+from azeros.data import read_cuts
+from azeros.data.corpus import plan_utterance, speak_plan
 from azeros.data.heldout import HELD_OUT_TEXTS
 from azeros.text import normalize_text
 
@@ -38,8 +36,7 @@ def responses(path: str):
 out, sources = Path(sys.argv[1]), sys.argv[2:]
 reserved = {normalize_text(text) for text in HELD_OUT_TEXTS}
 for split in ("dev", "test"):
-    for line in gzip.open(f"exp/hear/corpus/cuts_{split}.jsonl.gz", "rt"):
-        reserved.add(normalize_text(json.loads(line)["supervisions"][0]["text"]))
+    reserved.update(normalize_text(cut.supervisions[0].text) for cut in read_cuts(f"exp/hear/corpus/cuts_{split}.jsonl.gz"))
 sentences, seen = [], set()
 for source in sources:
     for response in responses(source):
@@ -54,16 +51,5 @@ print(len(sentences), "sentences,", len({w for s in sentences for w in normalize
 if str(out) == "-":
     sys.exit(0)
 rng = random.Random(1)
-plan = []
-for index, text in enumerate(sentences):
-    engine, voice, accent = rng.choice(SPLIT_VOICES["train"])
-    emotion = rng.choice(sorted(EMOTION_PROSODY))
-    age = "senior" if voice in {"grandma", "grandpa"} else rng.choice(sorted(AGE_PROSODY))
-    pitch, pitch_range, rate, volume = EMOTION_PROSODY[emotion]
-    age_pitch, age_rate = AGE_PROSODY[age]
-    setting = VoiceSetting(engine, voice, round(pitch * age_pitch, 3), pitch_range, round(rate * age_rate, 3), volume, accent)
-    plan.append(PlannedUtterance(f"llmtext-{out.name}-{index:05d}", "train", text, setting, age, emotion))
-(out / "wavs").mkdir(parents=True, exist_ok=True)
-with ThreadPoolExecutor(max_workers=2) as pool:
-    cuts = list(tqdm(pool.map(lambda u: _speak(u, out / "wavs" / f"{u.cut_id}.wav"), plan), total=len(plan)))
-CutSet.from_cuts(cuts).to_file(out / "cuts_train.jsonl.gz")
+plan = [plan_utterance(f"llmtext-{out.name}-{index:05d}", "train", text, rng) for index, text in enumerate(sentences)]
+CutSet.from_cuts(speak_plan(plan, out / "wavs", workers=2)).to_file(out / "cuts_train.jsonl.gz")

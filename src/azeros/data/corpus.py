@@ -40,7 +40,9 @@ __all__ = [
     "PlannedUtterance",
     "build_synthetic_corpus",
     "plan_corpus",
+    "plan_utterance",
     "real_recordings_manifest",
+    "speak_plan",
 ]
 
 # emotion -> (pitch, pitch range, rate, volume), relative to the voice's own
@@ -114,16 +116,21 @@ def plan_corpus(num_utterances: int, seed: int = 0) -> list[PlannedUtterance]:
     plan = []
     for index, text in enumerate(assistant_texts(num_utterances, seed)):
         split = _text_split(text)
-        engine, voice, accent = rng.choice(SPLIT_VOICES[split])
-        emotion = rng.choice(sorted(EMOTION_PROSODY))
-        age = "senior" if voice in _OLD_VOICES else rng.choice(sorted(AGE_PROSODY))
-        pitch, pitch_range, rate, volume = EMOTION_PROSODY[emotion]
-        age_pitch, age_rate = AGE_PROSODY[age]
-        setting = VoiceSetting(
-            engine, voice, round(pitch * age_pitch, 3), pitch_range, round(rate * age_rate, 3), volume, accent
-        )
-        plan.append(PlannedUtterance(f"synth-{split}-{index:05d}", split, text, setting, age, emotion))
+        plan.append(plan_utterance(f"synth-{split}-{index:05d}", split, text, rng))
     return plan
+
+
+def plan_utterance(cut_id: str, split: str, text: str, rng: random.Random) -> PlannedUtterance:
+    """Who says ``text`` and how: a voice of ``split``, an emotion and an age group, each drawn from ``rng``."""
+    engine, voice, accent = rng.choice(SPLIT_VOICES[split])
+    emotion = rng.choice(sorted(EMOTION_PROSODY))
+    age = "senior" if voice in _OLD_VOICES else rng.choice(sorted(AGE_PROSODY))
+    pitch, pitch_range, rate, volume = EMOTION_PROSODY[emotion]
+    age_pitch, age_rate = AGE_PROSODY[age]
+    setting = VoiceSetting(
+        engine, voice, round(pitch * age_pitch, 3), pitch_range, round(rate * age_rate, 3), volume, accent
+    )
+    return PlannedUtterance(cut_id, split, text, setting, age, emotion)
 
 
 def _cut(utterance: PlannedUtterance, wav: Path) -> MonoCut:
@@ -152,6 +159,18 @@ def _speak(utterance: PlannedUtterance, wav: Path) -> MonoCut:
     return _cut(utterance, wav)
 
 
+def speak_plan(plan: list[PlannedUtterance], wav_dir: Path, workers: int | None = None) -> list[MonoCut]:
+    """Synthesize each planned utterance into ``wav_dir/{cut_id}.wav`` (a rerun fills in only what is missing).
+
+    Returns:
+        One cut per utterance, in plan order.
+    """
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # threads wait on synthesizer subprocesses
+        return list(tqdm(pool.map(lambda u: _speak(u, wav_dir / f"{u.cut_id}.wav"), plan),
+                         total=len(plan), desc="synthesizing", unit="utt"))
+
+
 def build_synthetic_corpus(
     out_dir: str | Path, num_utterances: int = 2000, seed: int = 0, workers: int | None = None
 ) -> dict[str, Path]:
@@ -167,11 +186,7 @@ def build_synthetic_corpus(
         The manifest path of each split.
     """
     out = Path(out_dir)
-    (out / "wavs").mkdir(parents=True, exist_ok=True)
-    plan = plan_corpus(num_utterances, seed)
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # threads wait on synthesizer subprocesses
-        cuts = list(tqdm(pool.map(lambda u: _speak(u, out / "wavs" / f"{u.cut_id}.wav"), plan),
-                         total=len(plan), desc="synthesizing", unit="utt"))
+    cuts = speak_plan(plan_corpus(num_utterances, seed), out / "wavs", workers)
     paths = {}
     for split in ("train", "dev", "test"):
         paths[split] = out / f"cuts_{split}.jsonl.gz"

@@ -81,10 +81,10 @@ class WhisperCT2Encoder(SpeechEncoder):
     def _log_mel(self, wave: np.ndarray) -> np.ndarray:
         if not self.pad_to_window:
             return whisper_log_mel(wave, self.n_mels)
-        window = 30 * SAMPLE_RATE
-        padded = np.zeros(max(window, len(wave)), dtype=np.float32)
-        padded[: len(wave)] = wave
-        return whisper_log_mel(padded[:window], self.n_mels)
+        padded = np.zeros(30 * SAMPLE_RATE, dtype=np.float32)  # the window; longer audio is cut, as max_frames does
+        kept = wave[: len(padded)]
+        padded[: len(kept)] = kept
+        return whisper_log_mel(padded, self.n_mels)
 
     def config(self) -> dict[str, Any]:
         config = {"path": self.path, "compute_type": self.compute_type}

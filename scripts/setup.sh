@@ -18,8 +18,9 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- 1. system packages
 # festival + two festvox voices: held-out engines that the evaluation speaks with (never in training)
+# wordnet-base: WordNet's example sentences, training texts over a broad vocabulary (azeros corpus sentences)
 APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k pocketsphinx-testdata sox libsndfile1
-              chromium chromium-driver)
+              chromium chromium-driver wordnet-base)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -253,10 +253,21 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _corpus(args: argparse.Namespace) -> int:
-    from azeros.data.corpus import build_synthetic_corpus, real_recordings_manifest
+    from azeros.data.corpus import build_sentence_corpus, build_synthetic_corpus, real_recordings_manifest
 
     if args.what == "synth":
         paths = build_synthetic_corpus(args.out, args.num, args.seed, args.workers)
+    elif args.what == "sentences":
+        from azeros.data.wordnet import wordnet_sentences
+        from azeros.llm.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(args.llm)
+
+        def common(text: str) -> bool:  # BPE ids follow merge order, roughly word frequency
+            return max(tokenizer(text, add_special_tokens=False)["input_ids"]) < args.common_tokens
+
+        texts = [f"{sentence}." for sentence in wordnet_sentences(keep=common)]
+        paths = {"train": build_sentence_corpus(texts, args.out, args.num, args.seed, args.workers)}
     else:
         paths = {"real": real_recordings_manifest(args.out)}
     for split, path in paths.items():
@@ -269,13 +280,19 @@ def _add_corpus(subparsers: argparse._SubParsersAction) -> None:
         "corpus", help="build the embedded default's speech corpus (synthetic voices, real recordings)",
         description="synth: espeak-ng and flite voices with known gender, age-like and emotion-like labels, "
         "split so that no test text or voice is heard in training (same seed, same wav bytes). "
+        "sentences: WordNet's example sentences (a broad vocabulary) by the training voices, training texts only. "
         "real: the 13 recordings of pocketsphinx-testdata as a test manifest.",
     )
-    parser.add_argument("what", choices=("synth", "real"))
+    parser.add_argument("what", choices=("synth", "sentences", "real"))
     parser.add_argument("--out", required=True, help="folder for wavs/ and cuts_{split}.jsonl.gz")
-    parser.add_argument("--num", type=int, default=2000, help="synth: utterances in total")
-    parser.add_argument("--seed", type=int, default=0, help="synth: seed of every choice")
-    parser.add_argument("--workers", type=int, default=None, help="synth: parallel synthesizers (default: CPUs)")
+    parser.add_argument("--num", type=int, default=2000, help="synth, sentences: utterances in total")
+    parser.add_argument("--seed", type=int, default=0, help="synth, sentences: seed of every choice")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="synth, sentences: parallel synthesizers (default: CPUs)")
+    parser.add_argument("--llm", default="smollm2-135m-instruct",
+                        help="sentences: the LLM whose tokens say which words are common")
+    parser.add_argument("--common-tokens", type=int, default=16000,
+                        help="sentences: keep sentences whose every LLM token id is below this")
     parser.set_defaults(run=_corpus)
 
 

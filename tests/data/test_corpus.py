@@ -6,6 +6,7 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from lhotse import CutSet
 
 from azeros.audio import load_audio
@@ -95,3 +96,53 @@ def test_every_held_out_engine_speaks_deterministically():
         first, again = synthesize("what is two plus two?", setting), synthesize("what is two plus two?", setting)
         assert (first == again).all(), setting
         assert 0.5 < first.size / 16000 < 4.0 and float(abs(first).max()) > 0.05, setting
+
+
+def test_wordnet_sentences_are_the_plain_examples_of_the_glosses(tmp_path):
+    from azeros.data.wordnet import wordnet_sentences
+
+    header = "  1 This software and database is being provided to you, \"the LICENSEE\", by Princeton\n"
+    glosses = {
+        "noun": '02084071 05 n 01 dog 0 000 | a member of the genus Canis; "the dog barked all night"\n',
+        "verb": '01047745 30 v 01 bark 0 000 | speak in an unfriendly tone; "She barked into the phone"; '
+                '"it costs $5 a day"; "go"\n',
+        "adj": '00001740 00 a 01 able 0 000 | having the necessary means; "she was able to program her computer"\n',
+        "adv": '00001740 02 r 01 barely 0 000 | only just; "we barely made the train"; "the dog barked all night"\n',
+    }
+    for part, line in glosses.items():
+        (tmp_path / f"data.{part}").write_text(header + line, encoding="latin-1")
+    # lowercased, each once, sorted; digits/symbols and too-short examples and the licence header left out
+    assert wordnet_sentences(tmp_path) == ["she barked into the phone", "she was able to program her computer",
+                                           "the dog barked all night", "we barely made the train"]
+    assert wordnet_sentences(tmp_path, keep=lambda s: "dog" not in s, max_words=5) == [
+        "she barked into the phone", "we barely made the train"]
+    (tmp_path / "data.adv").unlink()
+    with pytest.raises(FileNotFoundError, match="wordnet-base"):
+        wordnet_sentences(tmp_path)
+
+
+def test_sentence_utterances_are_training_texts_by_training_voices():
+    from azeros.data.corpus import _text_split, plan_sentences
+    from azeros.data.heldout import HELD_OUT_TEXTS
+
+    held_out = sorted(HELD_OUT_TEXTS)[:5]
+    texts = [f"sentence number {n} is here." for n in range(400)] + held_out
+    plan = plan_sentences(texts, 200, seed=1)
+    assert len({u.text for u in plan}) == 200 and not {u.text for u in plan} & set(held_out)
+    assert {_text_split(u.text) for u in plan} == {"train"}  # never a dev or test text of any corpus
+    assert {(u.setting.engine, u.setting.voice, u.setting.accent) for u in plan} <= set(SPLIT_VOICES["train"])
+    assert [u.cut_id for u in plan[:2]] == ["sentence-train-00000", "sentence-train-00001"]
+    assert plan == plan_sentences(list(reversed(texts)), 200, seed=1)  # a function of the texts, not their order
+    with pytest.raises(ValueError, match="400 sentences asked for"):
+        plan_sentences(texts, 400)
+
+
+def test_corpus_sentences_speaks_wordnet_examples(tmp_path):
+    from azeros.data.corpus import _text_split
+
+    assert main(["corpus", "sentences", "--out", str(tmp_path), "--num", "4", "--workers", "2"]) == 0
+    cuts = CutSet.from_file(tmp_path / "cuts_train.jsonl.gz")
+    texts = [cut.supervisions[0].text for cut in cuts]
+    assert len(texts) == 4 and all(t.endswith(".") and len(t.split()) >= 4 for t in texts)
+    assert {_text_split(t) for t in texts} == {"train"}
+    assert all(0.5 < cut.duration < 12 for cut in cuts)

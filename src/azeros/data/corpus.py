@@ -8,7 +8,8 @@ range, rate, volume). Splits share neither texts nor voices with the test split:
 * ``dev``: training voices, 10% of the texts (held-out texts, seen voices);
 * ``test``: held-out voices, the other 10% of the texts (nothing seen in training).
 
-``real_recordings_manifest`` wraps the 13 real recordings of Debian's ``pocketsphinx-testdata``.
+``build_sentence_corpus`` speaks other training texts (WordNet's example sentences: a broad vocabulary)
+with the training voices. ``real_recordings_manifest`` wraps the 13 real recordings of Debian's ``pocketsphinx-testdata``.
 Everything is a pure function of the seed: rerunning gives the same wav bytes.
 """
 
@@ -30,7 +31,8 @@ from tqdm import tqdm
 from azeros.audio import SAMPLE_RATE, load_audio
 from azeros.audio.synth import ENGINE_VOICES, VoiceSetting, synthesize
 from azeros.data.assistant_texts import assistant_texts
-from azeros.text import speaker_meta
+from azeros.data.heldout import HELD_OUT_TEXTS
+from azeros.text import normalize_text, speaker_meta
 
 __all__ = [
     "AGE_PROSODY",
@@ -38,8 +40,10 @@ __all__ = [
     "HELD_OUT_ENGINE_VOICES",
     "SPLIT_VOICES",
     "PlannedUtterance",
+    "build_sentence_corpus",
     "build_synthetic_corpus",
     "plan_corpus",
+    "plan_sentences",
     "plan_utterance",
     "real_recordings_manifest",
     "speak_plan",
@@ -192,6 +196,33 @@ def build_synthetic_corpus(
         paths[split] = out / f"cuts_{split}.jsonl.gz"
         CutSet.from_cuts(c for c in cuts if c.id.startswith(f"synth-{split}-")).to_file(paths[split])
     return paths
+
+
+def plan_sentences(texts: list[str], num: int, seed: int = 0) -> list[PlannedUtterance]:
+    """``num`` training utterances of other texts, each by a training voice (cut ids ``sentence-train-NNNNN``).
+
+    Only texts that the corpus's text split puts in ``train`` are drawn, so none is ever a dev or test text
+    of any corpus, and none is a held-out question.
+
+    Raises:
+        ValueError: fewer than ``num`` texts are eligible.
+    """
+    reserved = {normalize_text(text) for text in HELD_OUT_TEXTS}
+    eligible = sorted({t for t in texts if _text_split(t) == "train" and normalize_text(t) not in reserved})
+    if len(eligible) < num:
+        raise ValueError(f"{num} sentences asked for, {len(eligible)} of the {len(texts)} given are training texts")
+    rng = random.Random(seed)
+    return [plan_utterance(f"sentence-train-{index:05d}", "train", text, rng)
+            for index, text in enumerate(rng.sample(eligible, num))]
+
+
+def build_sentence_corpus(texts: list[str], out_dir: str | Path, num: int, seed: int = 0,
+                          workers: int | None = None) -> Path:
+    """Speak :func:`plan_sentences` into ``out_dir/wavs`` and write ``out_dir/cuts_train.jsonl.gz`` (its path)."""
+    out = Path(out_dir)
+    path = out / "cuts_train.jsonl.gz"
+    CutSet.from_cuts(speak_plan(plan_sentences(texts, num, seed), out / "wavs", workers)).to_file(path)
+    return path
 
 
 _POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")

@@ -1,5 +1,7 @@
-"""Task sets, one file each: open-ended prompts, spoken QA, instructions, paralinguistic, real recordings."""
+"""Task sets, one file each: open-ended prompts, spoken QA, instructions, paralinguistic, real recordings;
+and a manifest read as evaluation recordings (:func:`manifest_recordings`)."""
 
+from azeros.eval.tasks._sources import Recording, manifest_recordings
 from azeros.eval.tasks.instructions import InstructionTask
 from azeros.eval.tasks.open_ended import OpenEndedTask
 from azeros.eval.tasks.paralinguistic import PARALINGUISTIC_QUESTIONS, ParalinguisticTask
@@ -14,5 +16,7 @@ __all__ = [
     "ParalinguisticTask",
     "RealChecksTask",
     "RealParityTask",
+    "Recording",
     "SpokenQATask",
+    "manifest_recordings",
 ]

@@ -19,7 +19,7 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     steps = ["run.max_steps=3", "run.valid_every=0", "run.save_every=0", "run.progress=false",
              "optim.warmup_steps=1", "data.max_cuts=4"]
     overrides = [
-        f"output_dir={out}", f"export_to={tmp_path / 'model'}", "corpus.num_utterances=24",
+        f"output_dir={out}", f"export_to={tmp_path / 'model'}", "corpus.num_utterances=24", "corpus.sentences=4",
         "generate.check_sample=3", "generate.max_new_tokens=16", "generate.limit.train=6", "generate.limit.dev=2",
         "stage1_targets.sift_s.limit.train=6", "stage1_targets.sift_s.limit.dev=2", "stage1_targets.tsit_s.limit.dev=2",
         "stage1.run.export_every=0", "stage1.align.steps=10",
@@ -37,6 +37,11 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     assert len(targets) == 6 and all(target_of(c).mode == picked for c in targets)
     summary = json.loads((out / "targets" / "train" / f"{picked}_0.summary.json").read_text())
     assert summary["inputs"] == summary["done"] + summary["rejected"]
+    # WordNet sentences join stage 1 only, as transcripts (TSIT_s), and are heard by training voices
+    sentences = list(read_cuts(out / "targets" / "sentences" / "tsit_s_0.jsonl.gz"))
+    assert len(sentences) == 4 and all(target_of(c).mode == "tsit_s" for c in sentences)
+    assert "targets/sentences/tsit_s_0.jsonl.gz" in (final / "stage1.yaml").read_text()
+    assert "sentences" not in (final / "stage2.yaml").read_text()
     for stage in ("stage1", "stage2"):
         assert (final / f"{stage}_curves.png").stat().st_size > 0
         assert (final / f"{stage}.yaml").read_text().startswith("# written by azeros pipeline")

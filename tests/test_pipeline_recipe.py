@@ -45,7 +45,7 @@ def test_overrides_take_the_fields_types():
 
 @pytest.mark.parametrize(("override", "message"), [
     ("corpus.num_utterances=sixty", "mini.yaml: corpus.num_utterances='sixty': expected int"),
-    ("corpus.num=60", "mini.yaml: corpus: unknown keys ['num']; known: ['num_utterances', 'seed', 'workers']"),
+    ("corpus.num=60", "mini.yaml: corpus: unknown keys ['num']; known: ['common_tokens', 'num_utterances', 'seed', 'sentences', 'workers']"),
     ("generate.limit.test=5", "mini.yaml: generate.limit: unknown keys ['test']; known: ['dev', 'train']"),
     ("stage1.run.max_steps=ten", "mini.yaml: stage1.run.max_steps='ten': expected int"),
     ("stage1_targets.sift_s.weight=heavy", "mini.yaml: stage1_targets.sift_s.weight='heavy': expected float"),

@@ -253,21 +253,14 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _corpus(args: argparse.Namespace) -> int:
-    from azeros.data.corpus import build_sentence_corpus, build_synthetic_corpus, real_recordings_manifest
+    from azeros.data.corpus import build_synthetic_corpus, real_recordings_manifest
 
     if args.what == "synth":
         paths = build_synthetic_corpus(args.out, args.num, args.seed, args.workers)
     elif args.what == "sentences":
-        from azeros.data.wordnet import wordnet_sentences
-        from azeros.llm.loading import load_tokenizer
+        from azeros.pipeline import sentence_corpus
 
-        tokenizer = load_tokenizer(args.llm)
-
-        def common(text: str) -> bool:  # BPE ids follow merge order, roughly word frequency
-            return max(tokenizer(text, add_special_tokens=False)["input_ids"]) < args.common_tokens
-
-        texts = [f"{sentence}." for sentence in wordnet_sentences(keep=common)]
-        paths = {"train": build_sentence_corpus(texts, args.out, args.num, args.seed, args.workers)}
+        paths = {"train": sentence_corpus(args.out, args.num, args.llm, args.common_tokens, args.seed, args.workers)}
     else:
         paths = {"real": real_recordings_manifest(args.out)}
     for split, path in paths.items():

@@ -4,7 +4,9 @@
 function on a small slice (``key=value`` overrides). Each stage writes its own folder under
 ``output_dir`` and is skipped when its output is already complete, so a rerun continues where it stopped:
 
-* ``corpus/``: labelled synthetic speech (:func:`azeros.data.corpus.build_synthetic_corpus`);
+* ``corpus/``: labelled synthetic speech (:func:`azeros.data.corpus.build_synthetic_corpus`), and with
+  ``corpus.sentences`` ``sentences/``: WordNet's example sentences by the training voices (:func:`sentence_corpus`),
+  training texts over a broad vocabulary whose TSIT_s targets join stage 1's mix;
 * ``check/``: targets of the candidate sp modes on a sample, and which the check picks (paper §5.7: per
   piece of oracle information, the mode whose targets carry it more often; SIFT, SIT, or both when each
   wins some pieces);
@@ -35,9 +37,11 @@ from lhotse import CutSet
 
 from azeros.config import config_tree, load_config, read_tree
 from azeros.data import DatasetSpec, read_cuts
-from azeros.data.corpus import build_synthetic_corpus
+from azeros.data.corpus import build_sentence_corpus, build_synthetic_corpus
+from azeros.data.wordnet import wordnet_sentences
 from azeros.errors import ConfigError
 from azeros.eval import EvalConfig, EvalOutcome, evaluate
+from azeros.llm.loading import load_tokenizer
 from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
 from azeros.text import get_mode
 from azeros.training import TrainRecipe, load_recipe, model_folder, trained_model
@@ -55,6 +59,7 @@ __all__ = [
     "compare",
     "load_pipeline_recipe",
     "run_pipeline",
+    "sentence_corpus",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,11 +100,17 @@ class CorpusSection:
 
     Attributes:
         num_utterances: utterances in all splits together.
+        sentences: WordNet example sentences spoken by the training voices (:func:`sentence_corpus`), training
+            only; their TSIT_s targets join stage 1 (0: none).
+        common_tokens: a sentence is kept when every token of the LLM (``generate.model``) is among its first
+            this many.
         seed: seeds every choice (the same seed writes the same wav bytes).
         workers: parallel synthesizers (``None``: the CPUs).
     """
 
     num_utterances: int = 2000
+    sentences: int = 0
+    common_tokens: int = 16000
     seed: int = 0
     workers: int | None = None
 
@@ -236,6 +247,22 @@ def _targets(out: Path, datasets: dict[str, DatasetSpec], modes: list[str], back
                                       limit=getattr(limits, split)), backend)
 
 
+def sentence_corpus(out_dir: str | Path, num: int, llm: str, common_tokens: int = 16000, seed: int = 0,
+                    workers: int | None = None) -> Path:
+    """Speak ``num`` of WordNet's example sentences with the training voices (:func:`build_sentence_corpus`).
+
+    Only sentences whose every token of ``llm`` is among its first ``common_tokens`` are drawn: BPE ids follow
+    merge order, roughly word frequency, so these are common words, not the rarest spellings.
+
+    Returns:
+        The path of ``out_dir/cuts_train.jsonl.gz``.
+    """
+    tokenizer = load_tokenizer(llm)
+    texts = [f"{sentence}." for sentence in wordnet_sentences(
+        keep=lambda text: max(tokenizer(text, add_special_tokens=False)["input_ids"]) < common_tokens)]
+    return build_sentence_corpus(texts, out_dir, num, seed, workers)
+
+
 def _stage1_targets(out: Path, recipe: PipelineRecipe, datasets: dict[str, DatasetSpec]) -> dict[str, float]:
     """Generate stage 1's target modes, each with its own limits and answer length; returns mode -> mix weight."""
     weights = {}
@@ -275,6 +302,11 @@ def _run_stages(recipe: PipelineRecipe) -> _Stages:
     corpus = build_synthetic_corpus(out / "corpus", recipe.corpus.num_utterances, recipe.corpus.seed,
                                     recipe.corpus.workers)
     datasets = {split: DatasetSpec(split, corpus[split], "en") for split in _SPLITS}
+    sentences = None
+    if recipe.corpus.sentences:
+        sentences = DatasetSpec("sentences", sentence_corpus(
+            out / "sentences", recipe.corpus.sentences, gen.model, recipe.corpus.common_tokens, recipe.corpus.seed,
+            recipe.corpus.workers), "en")
     backend = _backend(recipe)
 
     _say("2/5 self-elicit check: does the LLM volunteer the speaker labels without an instruction?")
@@ -297,12 +329,14 @@ def _run_stages(recipe: PipelineRecipe) -> _Stages:
     if "sift_s" not in stage1_weights:
         _targets(out, datasets, ["sift_s"], _backend(recipe), gen.limit)
 
-    _say(f"4/5 stage 1: the semantic projector on {' + '.join(_mode_names(list(stage1_weights)))}")
-    stage1 = _stage_recipe(
-        out, "stage1", recipe.stage1,
-        [TrainManifest(_manifest(out, "train", mode), weight) for mode, weight in stage1_weights.items()],
-        [_manifest(out, "dev", mode) for mode in stage1_weights],
-    )
+    stage1_train = [TrainManifest(_manifest(out, "train", mode), weight) for mode, weight in stage1_weights.items()]
+    if sentences is not None:  # transcripts: no generation
+        run_generation(GenerateConfig(datasets=[sentences], out_dir=out / "targets", modes=["tsit_s"]), None)
+        stage1_train.append(TrainManifest(_manifest(out, sentences.name, "tsit_s")))
+
+    _say(f"4/5 stage 1: the semantic projector on {' + '.join(_mode_names(list(stage1_weights)))}"
+         + (f" (and TSIT_s of {recipe.corpus.sentences} WordNet sentences)" if sentences is not None else ""))
+    stage1 = _stage_recipe(out, "stage1", recipe.stage1, stage1_train, [_manifest(out, "dev", mode) for mode in stage1_weights])
     stage1_model = _train_once(stage1)
 
     _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {' + '.join(sp_modes)}, stage 1 frozen")

@@ -36,6 +36,7 @@ from azeros.eval.task import Task
 from azeros.eval.tasks import SpokenQATask
 from azeros.inference import Answer
 from tests.conftest import tiny_speech_llm
+from tests.openai_stub import send_chat_reply
 
 GENDER = ["male", "female"]
 EMOTIONS = ["angry", "happy", "neutral", "sad"]
@@ -99,16 +100,8 @@ class _JudgeStub(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).bodies.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
-        self.reply(*type(self).replies.pop(0))
-
-    def reply(self, status: int, content: str) -> None:
-        """Answer as an OpenAI-compatible endpoint: one choice holding ``content``."""
-        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        status, content = type(self).replies.pop(0)
+        send_chat_reply(self, content, status)
 
     def log_message(self, *args):
         pass

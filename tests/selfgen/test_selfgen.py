@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from tests.conftest import tiny_llm
+from tests.openai_stub import send_chat_reply
 from lhotse import CutSet, MonoCut, SupervisionSegment
 
 from azeros.data import DatasetSpec, Target, iter_records, read_cuts, target_of, with_target
@@ -323,15 +324,8 @@ class _ChatStub(BaseHTTPRequestHandler):
             return
         if call == 2:
             time.sleep(1.5)  # longer than the client's timeout
-        content = body["messages"][-1]["content"]
-        reply = {"choices": [{"message": {"role": "assistant", "content": f"echo: {content}"},
-                              "finish_reason": "stop"}], "usage": {"completion_tokens": 3}}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_chat_reply(self, f"echo: {body['messages'][-1]['content']}", finish_reason="stop",
+                        usage={"completion_tokens": 3})
 
     def log_message(self, *args):
         pass

@@ -44,6 +44,7 @@ from azeros.eval.systems import System, TextSystem
 from azeros.inference import Answer
 from tests.conftest import tiny_speech_llm
 from tests.eval.test_eval import _JudgeStub
+from tests.openai_stub import send_chat_reply
 
 # --- scorers on hand-made answers ---------------------------------------------------------------------
 
@@ -229,9 +230,9 @@ class _Judge(_JudgeStub):
         if "### Reference answer" in prompt:
             reference = prompt.split("### Reference answer\n")[1].split("\n")[0]
             candidate = prompt.split("### Candidate answer\n")[1]
-            self.reply(200, "Yes" if reference.lower() in candidate.lower() else "No")
+            send_chat_reply(self, "Yes" if reference.lower() in candidate.lower() else "No")
         else:
-            self.reply(200, "8 6" if "Assistant 1s Answer" in prompt else "4")
+            send_chat_reply(self, "8 6" if "Assistant 1s Answer" in prompt else "4")
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ __all__ = [
     "StageTargets",
     "ablation_models",
     "answer_modes",
+    "common_sentences",
     "compare",
     "load_pipeline_recipe",
     "run_pipeline",
@@ -247,19 +248,26 @@ def _targets(out: Path, datasets: dict[str, DatasetSpec], modes: list[str], back
                                       limit=getattr(limits, split)), backend)
 
 
+def common_sentences(llm: str, common_tokens: int = 16000) -> list[str]:
+    """WordNet's example sentences (:func:`wordnet_sentences`) whose every token of ``llm`` is among its first
+    ``common_tokens``: BPE ids follow merge order, roughly word frequency, so these are common words, not the
+    rarest spellings."""
+    tokenizer = load_tokenizer(llm)
+
+    def common(text: str) -> bool:
+        return max(tokenizer(text, add_special_tokens=False)["input_ids"]) < common_tokens
+
+    return wordnet_sentences(keep=common)
+
+
 def sentence_corpus(out_dir: str | Path, num: int, llm: str, common_tokens: int = 16000, seed: int = 0,
                     workers: int | None = None) -> Path:
-    """Speak ``num`` of WordNet's example sentences with the training voices (:func:`build_sentence_corpus`).
-
-    Only sentences whose every token of ``llm`` is among its first ``common_tokens`` are drawn: BPE ids follow
-    merge order, roughly word frequency, so these are common words, not the rarest spellings.
+    """Speak ``num`` of the :func:`common_sentences` with the training voices (:func:`build_sentence_corpus`).
 
     Returns:
         The path of ``out_dir/cuts_train.jsonl.gz``.
     """
-    tokenizer = load_tokenizer(llm)
-    texts = [f"{sentence}." for sentence in wordnet_sentences(
-        keep=lambda text: max(tokenizer(text, add_special_tokens=False)["input_ids"]) < common_tokens)]
+    texts = [f"{sentence}." for sentence in common_sentences(llm, common_tokens)]
     return build_sentence_corpus(texts, out_dir, num, seed, workers)
 
 
@@ -336,7 +344,8 @@ def _run_stages(recipe: PipelineRecipe) -> _Stages:
 
     _say(f"4/5 stage 1: the semantic projector on {' + '.join(_mode_names(list(stage1_weights)))}"
          + (f" (and TSIT_s of {recipe.corpus.sentences} WordNet sentences)" if sentences is not None else ""))
-    stage1 = _stage_recipe(out, "stage1", recipe.stage1, stage1_train, [_manifest(out, "dev", mode) for mode in stage1_weights])
+    stage1 = _stage_recipe(out, "stage1", recipe.stage1, stage1_train,
+                           [_manifest(out, "dev", mode) for mode in stage1_weights])
     stage1_model = _train_once(stage1)
 
     _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {' + '.join(sp_modes)}, stage 1 frozen")

@@ -2,8 +2,8 @@
 docs/results/hear ("Words the templates never say"). ``azeros corpus sentences`` is the same source as a
 command (it also keeps only texts of the corpus's train split).
 
-Keeps the examples (:func:`azeros.data.wordnet.wordnet_sentences`) whose every LLM token is among the LLM's first
-TOP (by merge order, roughly by frequency), shuffled (seeded), the first COUNT.
+Keeps the examples whose every LLM token is among the LLM's first TOP (:func:`azeros.pipeline.common_sentences`),
+shuffled (seeded), the first COUNT.
 
     python docs/results/hear/wordnet_sentences.py 8000 16000 wordnet.jsonl && gzip wordnet.jsonl
 """
@@ -11,12 +11,10 @@ import json
 import random
 import sys
 
-from azeros.data.wordnet import wordnet_sentences
-from azeros.llm.loading import load_tokenizer
+from azeros.pipeline import common_sentences
 
 count, top, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-tokenizer = load_tokenizer("smollm2-135m-instruct")
-common = wordnet_sentences(keep=lambda text: max(tokenizer(text, add_special_tokens=False)["input_ids"]) < top)
+common = common_sentences("smollm2-135m-instruct", top)
 random.Random(0).shuffle(common)
 with open(out, "w") as handle:
     for text in common[:count]:

@@ -9,7 +9,8 @@ range, rate, volume). Splits share neither texts nor voices with the test split:
 * ``test``: held-out voices, the other 10% of the texts (nothing seen in training).
 
 ``build_sentence_corpus`` speaks other training texts (WordNet's example sentences: a broad vocabulary)
-with the training voices. ``real_recordings_manifest`` wraps the 13 real recordings of Debian's ``pocketsphinx-testdata``.
+with the training voices. ``real_recordings_manifest`` wraps the 13 real recordings of Debian's
+``pocketsphinx-testdata``.
 Everything is a pure function of the seed: rerunning gives the same wav bytes.
 """
 

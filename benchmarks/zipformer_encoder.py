@@ -24,7 +24,9 @@ import tempfile
 import time
 
 import numpy as np
+import soundfile as sf
 import torch
+from lhotse import Recording
 
 from azeros.models.encoders import ZipformerEncoder
 from azeros.training import EncoderCache
@@ -68,14 +70,18 @@ def main() -> None:
     one_by_one = best_of(args.repeats, lambda: [encoder([w]) for w in waves])
 
     with tempfile.TemporaryDirectory() as folder:
-        cache = EncoderCache(folder, encoder, shard_items=max(2, args.utterances // 2))
-        for i in range(len(waves)):
-            cache.put(f"utt{i}", batch_frames[i, : lengths[i]])
+        cuts = []  # the cache is keyed by cut: each utterance as a wav file and its Lhotse cut
+        for i, wave in enumerate(waves):
+            sf.write(f"{folder}/utt{i}.wav", wave, RATE)
+            cuts.append(Recording.from_file(f"{folder}/utt{i}.wav", recording_id=f"utt{i}").to_cut())
+        cache = EncoderCache(f"{folder}/cache", encoder, shard_items=max(2, args.utterances // 2))
+        for i, cut in enumerate(cuts):
+            cache.put(cut, batch_frames[i, : lengths[i]])
         cache.flush()
-        reopened = EncoderCache(folder, encoder)
-        served = [reopened.get(f"utt{i}", w.size) for i, w in enumerate(waves)]
+        reopened = EncoderCache(f"{folder}/cache", encoder)
+        served = [reopened.get(cut) for cut in cuts]
         assert all(torch.equal(s.to(device), batch_frames[i, : lengths[i]].to(s.dtype)) for i, s in enumerate(served))
-        cache_hit = best_of(args.repeats, lambda: [reopened.get(f"utt{i}", w.size) for i, w in enumerate(waves)])
+        cache_hit = best_of(args.repeats, lambda: [reopened.get(cut) for cut in cuts])
 
     result = {
         "device": device, "threads": torch.get_num_threads(), "parameters": parameters,

@@ -121,6 +121,24 @@ def test_wordnet_sentences_are_the_plain_examples_of_the_glosses(tmp_path):
         wordnet_sentences(tmp_path)
 
 
+def test_wordnet_glosses_are_the_plain_definitions(tmp_path):
+    from azeros.data.wordnet import wordnet_glosses
+
+    glosses = {
+        "noun": '08921850 15 n 01 Japan 0 000 | a constitutional monarchy occupying the Japanese Archipelago; '
+                'a world leader in electronics; "the Japanese economy"\n',
+        "verb": '01047745 30 v 01 bark 0 000 | speak in an unfriendly tone; "She barked into the phone"\n',
+        "adj": '00001740 00 a 01 able 0 000 | (usually followed by `to\') having the necessary means or skill\n',
+        "adv": '00001741 02 r 01 yearly 0 000 | every 12 months in the year\n',
+    }
+    for part, line in glosses.items():
+        (tmp_path / f"data.{part}").write_text(line, encoding="latin-1")
+    # the definition before the first ';' or example, lowercased, its parenthesised aside dropped; digits out
+    assert wordnet_glosses(tmp_path) == ["a constitutional monarchy occupying the japanese archipelago",
+                                         "having the necessary means or skill", "speak in an unfriendly tone"]
+    assert wordnet_glosses(tmp_path, max_words=5) == ["speak in an unfriendly tone"]
+
+
 def test_sentence_utterances_are_training_texts_by_training_voices():
     from azeros.data.corpus import _text_split, plan_sentences
     from azeros.data.heldout import HELD_OUT_TEXTS
@@ -133,6 +151,7 @@ def test_sentence_utterances_are_training_texts_by_training_voices():
     assert {(u.setting.engine, u.setting.voice, u.setting.accent) for u in plan} <= set(SPLIT_VOICES["train"])
     assert [u.cut_id for u in plan[:2]] == ["sentence-train-00000", "sentence-train-00001"]
     assert plan == plan_sentences(list(reversed(texts)), 200, seed=1)  # a function of the texts, not their order
+    assert plan_sentences(texts, 1, seed=1, name="gloss")[0].cut_id == "gloss-train-00000"  # a corpus of its own
     with pytest.raises(ValueError, match="400 sentences asked for"):
         plan_sentences(texts, 400)
 

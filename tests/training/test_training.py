@@ -160,7 +160,7 @@ def test_cuts_with_bad_audio_are_left_out_of_batches_and_the_cache(tmp_path, tin
     assert [item.cut.id for item in items] == [cuts[0].id, cuts[2].id]
     assert f"skipping cut {bad.id}: contains non-finite samples" in caplog.text
     make_batch(model, items, {"semantic": cache})
-    assert bad.id not in cache and cuts[0].id in cache
+    assert bad not in cache and cuts[0] in cache
 
 
 @pytest.mark.parametrize(("shard_llm", "checkpointed"), [(False, False), (True, False), (True, True)],
@@ -282,7 +282,7 @@ def test_encoder_cache_serves_unaugmented_input_and_rebuilds_when_stale(tmp_path
     cache = EncoderCache(folder, model.encoders["semantic"], shard_items=2)
     fresh = make_batch(model, load_items(cuts, model.roles), {"semantic": cache})  # fills the cache
     cache.flush()
-    assert len(list(folder.glob("*.safetensors"))) == 2 and all(c.id in cache for c in cuts)
+    assert len(list(folder.glob("*.safetensors"))) == 2 and all(c in cache for c in cuts)
 
     calls = []
     forward = WhisperEncoder.forward
@@ -476,3 +476,26 @@ def test_activation_checkpointing_recomputes_the_llm_layers_and_gives_the_same_g
     assert computed_c == 2 * computed == 2 * len(plain.llm.get_decoder().layers)
     with pytest.raises(ValueError, match="cannot fill a key/value cache"):
         checkpointed(make_batch(checkpointed, items_of(checkpointed), {}), reuse_prefix=True)
+
+
+def test_encoder_cache_never_serves_the_frames_of_another_audio_under_the_same_cut_id(tmp_path, tiny_model_section,
+                                                                                      manifests, monkeypatch):
+    # Two sentence corpora both name their first cut `sentence-train-00000`: a cache shared by their runs
+    # served the first corpus's frames for the second's audio whenever the frame counts agreed.
+    import numpy as np
+    import soundfile as sf
+
+    model = _model(tiny_model_section)
+    cut = next(iter(manifest_cuts(manifests["train"])))
+    cache = EncoderCache(tmp_path / "cache", model.encoders["semantic"])
+    first = make_batch(model, load_items([cut], model.roles), {"semantic": cache})
+    other_wav = tmp_path / "other.wav"
+    sf.write(other_wav, np.random.default_rng(0).normal(0, 0.1, cut.recording.num_samples).astype("float32"), 16000)
+    source = replace(cut.recording.sources[0], source=str(other_wav))
+    impostor = replace(cut, recording=replace(cut.recording, sources=[source]))  # same id and length, other audio
+    calls = []
+    forward = WhisperEncoder.forward
+    monkeypatch.setattr(WhisperEncoder, "forward", lambda self, waves: calls.append(len(waves)) or forward(self, waves))
+    second = make_batch(model, load_items([impostor], model.roles), {"semantic": cache})
+    assert calls == [1] and not torch.equal(first.inputs_embeds, second.inputs_embeds)
+    assert cut in cache and impostor in cache

@@ -199,8 +199,8 @@ def build_synthetic_corpus(
     return paths
 
 
-def plan_sentences(texts: list[str], num: int, seed: int = 0) -> list[PlannedUtterance]:
-    """``num`` training utterances of other texts, each by a training voice (cut ids ``sentence-train-NNNNN``).
+def plan_sentences(texts: list[str], num: int, seed: int = 0, name: str = "sentence") -> list[PlannedUtterance]:
+    """``num`` training utterances of other texts, each by a training voice (cut ids ``{name}-train-NNNNN``).
 
     Only texts that the corpus's text split puts in ``train`` are drawn, so none is ever a dev or test text
     of any corpus, and none is a held-out question.
@@ -213,7 +213,7 @@ def plan_sentences(texts: list[str], num: int, seed: int = 0) -> list[PlannedUtt
     if len(eligible) < num:
         raise ValueError(f"{num} sentences asked for, {len(eligible)} of the {len(texts)} given are training texts")
     rng = random.Random(seed)
-    return [plan_utterance(f"sentence-train-{index:05d}", "train", text, rng)
+    return [plan_utterance(f"{name}-train-{index:05d}", "train", text, rng)
             for index, text in enumerate(rng.sample(eligible, num))]
 
 

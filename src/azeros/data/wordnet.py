@@ -11,10 +11,10 @@ text split puts in ``train`` and that are no held-out text.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["WORDNET", "wordnet_sentences"]
+__all__ = ["WORDNET", "wordnet_glosses", "wordnet_sentences"]
 
 WORDNET = Path("/usr/share/wordnet")
 _PLAIN = re.compile(r"[a-z][a-z ,'\-]*[a-z]")  # lowercase words, commas, apostrophes, hyphens; no digits
@@ -33,17 +33,37 @@ def wordnet_sentences(root: str | Path = WORDNET, keep: Callable[[str], bool] | 
     Raises:
         FileNotFoundError: when WordNet is not installed (``apt-get install wordnet-base``).
     """
+    found = (example for gloss in _glosses(root) for example in re.findall(r'"([^"]+)"', gloss))  # quoted
+    return _plain(found, keep, min_words, max_words)
+
+
+def wordnet_glosses(root: str | Path = WORDNET, keep: Callable[[str], bool] | None = None,
+                    min_words: int = 4, max_words: int = 16) -> list[str]:
+    """The plain definitions of WordNet's glosses ("an island country in the north atlantic"), lowercase.
+
+    Definitions name what the examples rarely do: places, peoples, animals, numbers in words. A
+    parenthesised aside is dropped; a definition with digits or other symbols is not kept.
+    Arguments and errors as :func:`wordnet_sentences`.
+    """
+    found = (re.sub(r"\([^)]*\)", "", gloss.split(";")[0].split('"')[0]) for gloss in _glosses(root))
+    return _plain(found, keep, min_words, max_words)
+
+
+def _glosses(root: str | Path) -> Iterator[str]:
     folder = Path(root)
-    sentences: set[str] = set()
     for part in ("noun", "verb", "adj", "adv"):
         path = folder / f"data.{part}"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; `apt-get install wordnet-base` (or `make setup`)")
         for line in path.read_text(encoding="latin-1").splitlines():
-            if line.startswith("  "):  # the licence header
-                continue
-            for example in re.findall(r'"([^"]+)"', line.partition(" | ")[2]):  # examples are quoted in glosses
-                text = example.strip().lower()
-                if _PLAIN.fullmatch(text) and min_words <= len(text.split()) <= max_words:
-                    sentences.add(text)
-    return sorted(s for s in sentences if keep is None or keep(s))
+            if not line.startswith("  "):  # the licence header
+                yield line.partition(" | ")[2]
+
+
+def _plain(texts: Iterable[str], keep: Callable[[str], bool] | None, min_words: int, max_words: int) -> list[str]:
+    kept = set()
+    for text in texts:
+        text = " ".join(text.lower().split())
+        if _PLAIN.fullmatch(text) and min_words <= len(text.split()) <= max_words:
+            kept.add(text)
+    return sorted(s for s in kept if keep is None or keep(s))

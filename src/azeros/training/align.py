@@ -49,12 +49,12 @@ def alignment_examples(model: SpeechLLM, cuts: Iterable, cache: EncoderCache) ->
     """The cached frames and tokenized transcript of every distinct cut (those the cache lacks are skipped)."""
     examples, seen = [], set()
     for cut in cuts:
-        if cut.id in seen or cut.id not in cache:
+        if cut.id in seen or cut not in cache:
             continue
         seen.add(cut.id)
         ids = model.tokenizer(Utterance.from_cut(cut).transcript, add_special_tokens=False).input_ids
         if ids:
-            examples.append(AlignExample(cache.get(cut.id, int(at_model_rate(cut).num_samples)), tuple(ids)))
+            examples.append(AlignExample(cache.get(at_model_rate(cut)), tuple(ids)))
     return examples
 
 

@@ -1,15 +1,17 @@
-"""A cache of frozen-encoder outputs: safetensors shards keyed by cut id, one folder per encoder.
+"""A cache of frozen-encoder outputs: safetensors shards keyed by cut, one folder per encoder.
 
 The encoders are frozen and run in eval mode, so the frames of an unaugmented utterance never change:
 computing them once and reading them back skips the encoder on every later step. Each encoder role gets
 ``{root}/{role}/`` with ``cache.json`` naming the encoder's fingerprint (a hash of its kind, weights path
 and feature settings). If the fingerprint differs, the cache is stale: its shards are deleted and refilled,
-never read. Each stored tensor is also checked against the encoder's length formula on read, so a cut whose
-audio changed under the same id is caught too.
+never read. A cut's key is its id and where its audio comes from (:func:`cache_key`): two corpora that
+both name a cut ``sentence-train-00000`` share a cache folder without ever reading each other's frames. Each
+stored tensor is also checked against the encoder's length formula on read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -17,18 +19,33 @@ import shutil
 from pathlib import Path
 
 import torch
+from lhotse.cut import Cut
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from azeros.models import SpeechEncoder
 
-__all__ = ["EncoderCache"]
+__all__ = ["EncoderCache", "cache_key"]
 
 logger = logging.getLogger(__name__)
 
+_KEYS = "cut id and audio source"  # what keys mean; written to cache.json: a cache keyed otherwise is stale
+
+
+def cache_key(cut: Cut) -> str:
+    """``{cut id}@{digest}``: the digest of the cut's audio sources (a file's path, size and modification time),
+    start, duration and channel. The sampling rate is left out: a resampled cut reads the same audio."""
+    parts = [cut.id, repr(cut.start), repr(cut.duration), repr(cut.channel)]
+    for source in cut.recording.sources:
+        parts += [source.type, repr(source.source)]
+        if source.type == "file" and os.path.isfile(source.source):
+            stat = os.stat(source.source)
+            parts += [str(stat.st_size), str(stat.st_mtime_ns)]
+    return f"{cut.id}@{hashlib.sha1(chr(0).join(parts).encode()).hexdigest()[:16]}"
+
 
 class EncoderCache:
-    """Frames of one frozen encoder, by cut id.
+    """Frames of one frozen encoder, by cut (:func:`cache_key`).
 
     Args:
         folder: this encoder's cache folder.
@@ -44,7 +61,7 @@ class EncoderCache:
         self.writer_tag = writer_tag
         self.fingerprint = encoder.fingerprint()
         self.pending: dict[str, torch.Tensor] = {}
-        self.location: dict[str, Path] = {}  # cut id -> shard file
+        self.location: dict[str, Path] = {}  # cache key -> shard file
         self._handles: dict[Path, object] = {}
         self._open_folder()
 
@@ -52,10 +69,11 @@ class EncoderCache:
         meta_file = self.folder / "cache.json"
         if meta_file.is_file():
             stored = json.loads(meta_file.read_text())
-            if stored.get("fingerprint") != self.fingerprint:
+            if stored.get("fingerprint") != self.fingerprint or stored.get("keys") != _KEYS:
                 logger.warning(
-                    "encoder cache %s is stale (built by %s, fingerprint %s; now %s): rebuilding it",
-                    self.folder, stored.get("encoder"), stored.get("fingerprint"), self.fingerprint,
+                    "encoder cache %s is stale (built by %s, fingerprint %s, keyed by %s; now %s, %s): rebuilding it",
+                    self.folder, stored.get("encoder"), stored.get("fingerprint"), stored.get("keys", "cut id"),
+                    self.fingerprint, _KEYS,
                 )
                 shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -64,7 +82,8 @@ class EncoderCache:
             # written under a name of this process's own, then renamed: another process opening the folder
             # meanwhile (of this run or not) never reads half a file
             staging = meta_file.with_name(f"cache.json.{self.writer_tag}-{os.getpid()}.tmp")
-            staging.write_text(json.dumps({"fingerprint": self.fingerprint, "encoder": encoder}, default=str) + "\n")
+            meta = {"fingerprint": self.fingerprint, "keys": _KEYS, "encoder": encoder}
+            staging.write_text(json.dumps(meta, default=str) + "\n")
             staging.replace(meta_file)
         for shard in sorted(self.folder.glob("*.safetensors")):
             with safe_open(shard, "pt") as handle:
@@ -72,34 +91,35 @@ class EncoderCache:
                     raise ValueError(f"{shard} was written by another encoder than {self.folder}/cache.json says")
                 self.location.update(dict.fromkeys(handle.keys(), shard))
 
-    def __contains__(self, cut_id: str) -> bool:
-        return cut_id in self.location or cut_id in self.pending
+    def __contains__(self, cut: Cut) -> bool:
+        key = cache_key(cut)
+        return key in self.location or key in self.pending
 
-    def get(self, cut_id: str, num_samples: int) -> torch.Tensor:
-        """The frames ``[t, d]`` of a cached cut of ``num_samples`` samples.
+    def get(self, cut: Cut) -> torch.Tensor:
+        """The frames ``[t, d]`` of a cached cut, as the encoder reads it (at its sampling rate).
 
         Raises:
-            ValueError: when the stored frame count is not what the encoder gives for that length.
+            ValueError: when the stored frame count is not what the encoder gives for the cut's length.
         """
-        if cut_id in self.pending:
-            frames = self.pending[cut_id]
+        key = cache_key(cut)
+        if key in self.pending:
+            frames = self.pending[key]
         else:
-            shard = self.location[cut_id]
+            shard = self.location[key]
             if shard not in self._handles:
                 self._handles[shard] = safe_open(shard, "pt")
-            frames = self._handles[shard].get_tensor(cut_id)
-        expected = self.encoder.num_frames(num_samples)
+            frames = self._handles[shard].get_tensor(key)
+        expected = self.encoder.num_frames(int(cut.num_samples))
         if frames.shape[0] != expected:
             raise ValueError(
-                f"encoder cache {self.folder}: cut {cut_id} has {frames.shape[0]} frames, but its audio "
-                f"({num_samples} samples) gives {expected}; the manifest changed under the same id: "
-                "delete the cache folder"
+                f"encoder cache {self.folder}: cut {cut.id} has {frames.shape[0]} frames, but its audio "
+                f"({int(cut.num_samples)} samples) gives {expected}: delete the cache folder"
             )
         return frames
 
-    def put(self, cut_id: str, frames: torch.Tensor) -> None:
+    def put(self, cut: Cut, frames: torch.Tensor) -> None:
         """Add one cut's valid frames ``[t, d]``; a full shard is written at once."""
-        self.pending[cut_id] = frames.detach().to("cpu", torch.float32).contiguous()
+        self.pending[cache_key(cut)] = frames.detach().to("cpu", torch.float32).contiguous()
         if len(self.pending) >= self.shard_items:
             self.flush()
 

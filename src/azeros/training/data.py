@@ -161,7 +161,7 @@ class TrainItem:
 
     def served_by(self, caches: Mapping[str, EncoderCache], roles: Sequence[str]) -> bool:
         """Whether the caches hold this item's frames for every encoder, so its audio is never read."""
-        return self.cacheable and all(role in caches and self.cut.id in caches[role] for role in roles)
+        return self.cacheable and all(role in caches and self.cut in caches[role] for role in roles)
 
 
 def at_model_rate(cut: Cut) -> Cut:
@@ -221,8 +221,8 @@ def encoded_audio(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[
         cache = caches.get(role)
         to_encode = []
         for i, item in enumerate(items):
-            if cache is not None and item.cacheable and item.cut.id in cache:
-                rows[i][role] = cache.get(item.cut.id, item.num_samples)
+            if cache is not None and item.cacheable and item.cut in cache:
+                rows[i][role] = cache.get(item.cut)
             else:
                 to_encode.append(i)
         if to_encode:
@@ -233,7 +233,7 @@ def encoded_audio(model: SpeechLLM, items: Sequence[TrainItem], caches: Mapping[
             for row, i in enumerate(to_encode):
                 rows[i][role] = frames[row, : int(lengths[row])]
                 if cache is not None and items[i].cacheable:
-                    cache.put(items[i].cut.id, rows[i][role])
+                    cache.put(items[i].cut, rows[i][role])
     return EncodedAudio.from_rows([[item.num_samples] for item in items], rows)
 
 

@@ -186,7 +186,7 @@ def _fill(model: SpeechLLM, caches: dict[str, EncoderCache], recipe: TrainRecipe
     for path in paths:
         pending = []
         for cut in tqdm(manifest_cuts(path), desc=str(path), disable=not recipe.run.progress):
-            if usable(cut, recipe.data) and not all(cut.id in cache for cache in caches.values()):
+            if usable(cut, recipe.data) and not all(cut in cache for cache in caches.values()):
                 pending.append(cut)
             if len(pending) == recipe.data.max_cuts:
                 _encode(model, pending, caches)

@@ -499,3 +499,22 @@ def test_encoder_cache_never_serves_the_frames_of_another_audio_under_the_same_c
     second = make_batch(model, load_items([impostor], model.roles), {"semantic": cache})
     assert calls == [1] and not torch.equal(first.inputs_embeds, second.inputs_embeds)
     assert cut in cache and impostor in cache
+
+
+def test_align_never_takes_a_step_whose_loss_is_not_finite(tiny_model_section, caplog):
+    # One utterance's cached frames hold a NaN: its step's loss is NaN, and an update with it made every
+    # weight of the projector NaN for good (CTC's zero_infinity catches infinities only).
+    from azeros.training.align import AlignExample, align_projector
+    from azeros.training.recipe import AlignSection
+
+    model = _model(tiny_model_section)
+    projector = model.projectors["semantic"]
+    dim = projector.linear1.in_features // projector.stack
+    frames = torch.randn(3, 40, dim, generator=torch.Generator().manual_seed(0))  # [n, t, d]
+    frames[1, 7, 3] = float("nan")
+    examples = [AlignExample(frames[i], (10 + i, 20 + i)) for i in range(3)]
+    with caplog.at_level("WARNING"):
+        records = align_projector(model, "semantic", examples, AlignSection(steps=12, batch_size=1), seed=0)
+    assert all(torch.isfinite(p).all() for p in projector.parameters())
+    skipped = records[-1]["skipped_steps"]
+    assert 0 < skipped < 12 and caplog.text.count("align step") == skipped  # each named in the log

@@ -39,10 +39,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AlignExample:
-    """One utterance: its encoder frames ``[t, d]`` and its transcript's LLM token ids."""
+    """One utterance: its encoder frames ``[t, d]``, its transcript's LLM token ids and its cut id."""
 
     frames: torch.Tensor
     token_ids: tuple[int, ...]
+    cut_id: str = ""
 
 
 def alignment_examples(model: SpeechLLM, cuts: Iterable, cache: EncoderCache) -> list[AlignExample]:
@@ -54,7 +55,7 @@ def alignment_examples(model: SpeechLLM, cuts: Iterable, cache: EncoderCache) ->
         seen.add(cut.id)
         ids = model.tokenizer(Utterance.from_cut(cut).transcript, add_special_tokens=False).input_ids
         if ids:
-            examples.append(AlignExample(cache.get(at_model_rate(cut)), tuple(ids)))
+            examples.append(AlignExample(cache.get(at_model_rate(cut)), tuple(ids), cut.id))
     return examples
 
 
@@ -70,7 +71,9 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
         seed: seeds the batch draws.
 
     Returns:
-        Log records (step, CTC loss, mean output norm) every 50 steps.
+        Log records (step, CTC loss, mean output norm, steps skipped so far) every 50 steps. A step whose loss
+        or gradient is not finite is skipped (logged with its cut ids): one update with it would make every
+        weight of the projector NaN for good.
 
     Raises:
         ValueError: when there are no examples.
@@ -92,7 +95,7 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
     draw = random.Random(seed)
     logger.info("align: %d utterances, %d tokens, %d steps of %d", len(examples), len(vocab), section.steps,
                 section.batch_size)
-    records = []
+    records, skipped = [], 0
     for step in range(1, section.steps + 1):
         warm = min(1.0, step / max(1, section.steps // 30))
         for group in optimizer.param_groups:
@@ -113,10 +116,16 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
         loss = loss_ctc + section.norm_weight * ((norms - typical_norm) ** 2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(projector.parameters(), 1.0)
-        optimizer.step()
+        grad_norm = nn.utils.clip_grad_norm_(projector.parameters(), 1.0)
+        if torch.isfinite(loss) and torch.isfinite(grad_norm):
+            optimizer.step()
+        else:
+            skipped += 1
+            logger.warning("align step %d: loss %s, gradient norm %s: update skipped (cuts %s)", step, loss.item(),
+                           grad_norm.item(), ", ".join(example.cut_id for example in batch))
         if step % 50 == 0 or step == section.steps:
-            record = {"step": step, "ctc": loss_ctc.item(), "norm": norms.mean().item(), "target_norm": typical_norm}
+            record = {"step": step, "ctc": loss_ctc.item(), "norm": norms.mean().item(), "target_norm": typical_norm,
+                      "skipped_steps": skipped}
             records.append(record)
             logger.info("align: %s", record)
     projector.zero_grad(set_to_none=True)

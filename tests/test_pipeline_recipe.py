@@ -65,20 +65,39 @@ def test_the_command_says_a_bad_override_in_one_line(capsys, tmp_path):
     assert capsys.readouterr().err == "azeros pipeline: error: mini.yaml: corpus.num_utterances='sixty': expected int\n"
 
 
-def test_the_resolved_recipe_is_saved_before_anything_runs(tmp_path, monkeypatch):
-    class Stop(Exception):
-        pass
+class Stop(Exception):
+    """Raised where the pipeline would start building its corpus: nothing has run yet."""
 
+
+@pytest.fixture
+def stop_at_corpus(monkeypatch):
     def no_corpus(*args, **kwargs):
         raise Stop
 
     monkeypatch.setattr(azeros.pipeline, "build_synthetic_corpus", no_corpus)
+
+
+def test_the_resolved_recipe_is_saved_before_anything_runs(tmp_path, stop_at_corpus):
     overrides = [f"output_dir={tmp_path}", "corpus.num_utterances=60", "stage2.run.max_steps=7"]
     with pytest.raises(Stop):
         azeros.pipeline.run_pipeline(MINI, overrides)
     saved = yaml.safe_load((tmp_path / "pipeline.yaml").read_text())
     assert saved["corpus"]["num_utterances"] == 60 and saved["generate"]["repetition_penalty"] is None  # defaults too
     assert load_config(PipelineRecipe, saved) == load_pipeline_recipe(MINI, overrides)
+
+
+def test_a_rerun_with_other_settings_is_refused_before_anything_runs(tmp_path, stop_at_corpus):
+    # A rerun skips every stage whose output is complete: with other settings it reused the old corpus,
+    # targets and models while pipeline.yaml said the new settings had made them.
+    first = [f"output_dir={tmp_path}", "corpus.num_utterances=60"]
+    with pytest.raises(Stop):
+        azeros.pipeline.run_pipeline(MINI, first)
+    saved = (tmp_path / "pipeline.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"corpus.num_utterances \(60 -> 80\).*another output_dir"):
+        azeros.pipeline.run_pipeline(MINI, [*first[:1], "corpus.num_utterances=80"])
+    assert (tmp_path / "pipeline.yaml").read_text() == saved  # the record of what the folder holds stays
+    with pytest.raises(Stop):  # where the model is copied to changes nothing the stages made
+        azeros.pipeline.run_pipeline(MINI, [*first, f"export_to={tmp_path / 'model'}"])
 
 
 def test_a_stage_recipe_is_written_as_a_training_recipe_that_loads(tmp_path):

@@ -23,7 +23,8 @@ import yaml
 
 from azeros.errors import ConfigError
 
-__all__ = ["apply_override", "config_tree", "load_config", "parse_config", "read_tree", "set_key"]
+__all__ = ["apply_override", "config_tree", "describe_changes", "load_config", "parse_config", "read_tree", "set_key",
+           "tree_changes"]
 
 Config = TypeVar("Config")
 
@@ -240,6 +241,37 @@ def _interpolate(value: Any, root: dict[str, Any], chain: tuple[str, ...] = ()) 
 def config_tree(config: Any) -> dict[str, Any]:
     """A config as a plain YAML tree (tuples as lists) that reads back equal: what a run folder saves."""
     return _plain(dataclasses.asdict(config))
+
+
+def tree_changes(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The settings that differ between two config trees, ``{dotted key: (saved, now)}``, sorted by key.
+
+    A key missing from either side (a tree saved by another azeros version) counts as changed.
+    """
+    before, after = _flatten(saved), _flatten(now)
+    return {key: (before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())
+            if before.get(key, _ABSENT) != after.get(key, _ABSENT)}
+
+
+def describe_changes(changes: dict[str, tuple[Any, Any]], most: int = 4) -> str:
+    """``key (saved -> now), ...`` for the first ``most`` changes of :func:`tree_changes`, then how many more."""
+    shown = [f"{key} ({before!r} -> {now!r})" for key, (before, now) in list(changes.items())[:most]]
+    more = f" and {len(changes) - most} more" if len(changes) > most else ""
+    return ", ".join(shown) + more
+
+
+_ABSENT = object()
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 1e-3}}`` -> ``{"optim.lr": 1e-3}``; lists are values."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def _plain(value: Any) -> Any:

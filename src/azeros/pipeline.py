@@ -17,7 +17,9 @@ function on a small slice (``key=value`` overrides). Each stage writes its own f
 
 The recipe is typed (:class:`PipelineRecipe`, read by :mod:`azeros.config` like a training recipe): unknown
 keys are refused and every value, overrides included (``corpus.num_utterances=60``), is checked against its
-field's type before anything runs; the resolved recipe is saved as ``{output_dir}/pipeline.yaml``.
+field's type before anything runs; the resolved recipe is saved as ``{output_dir}/pipeline.yaml``, and a
+rerun whose settings differ from it (beyond :data:`RERUN_CHANGES`) is refused: its stages would be skipped
+and the old outputs kept under the new settings' name.
 A run writes under ``output_dir`` only. With ``export_to`` set, the final model, its training logs and plots,
 and the check's report are copied there; an existing non-empty folder is refused unless ``export_force``.
 """
@@ -35,7 +37,7 @@ from typing import Any
 import yaml
 from lhotse import CutSet
 
-from azeros.config import config_tree, load_config, read_tree
+from azeros.config import config_tree, describe_changes, load_config, read_tree, tree_changes
 from azeros.data import DatasetSpec, read_cuts
 from azeros.data.corpus import build_sentence_corpus, build_synthetic_corpus
 from azeros.data.wordnet import wordnet_sentences
@@ -51,6 +53,7 @@ __all__ = [
     "CorpusSection",
     "GenerateSection",
     "PipelineRecipe",
+    "RERUN_CHANGES",
     "SplitLimits",
     "StageRecipe",
     "StageTargets",
@@ -64,6 +67,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# What a rerun into the same output_dir may change: none of it changes what a stage makes.
+RERUN_CHANGES = frozenset({"export_to", "export_force", "corpus.workers"})
 
 _SPLITS = ("train", "dev")
 _STAGES = ("stage1", "stage2")
@@ -300,10 +306,21 @@ class _Stages:
 
 
 def _run_stages(recipe: PipelineRecipe) -> _Stages:
-    """Run (or continue) corpus, check, targets, stage 1 and stage 2 of a loaded pipeline recipe."""
+    """Run (or continue) corpus, check, targets, stage 1 and stage 2 of a loaded pipeline recipe.
+
+    Raises:
+        ConfigError: when ``output_dir`` holds a run of other settings (beyond :data:`RERUN_CHANGES`).
+    """
     out = Path(recipe.output_dir)
+    saved, tree = out / "pipeline.yaml", config_tree(recipe)
+    if saved.is_file():
+        changes = {key: values for key, values in tree_changes(yaml.safe_load(saved.read_text()), tree).items()
+                   if key not in RERUN_CHANGES}
+        if changes:
+            raise ConfigError(f"{out} holds a pipeline run with other settings: {describe_changes(changes)}; "
+                              "give another output_dir, or the same settings to continue it")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "pipeline.yaml").write_text(yaml.safe_dump(config_tree(recipe), sort_keys=False))
+    saved.write_text(yaml.safe_dump(tree, sort_keys=False))
     gen = recipe.generate
 
     _say("1/5 corpus: synthetic voices with known labels")

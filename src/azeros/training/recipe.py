@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from azeros.config import config_tree, load_config, read_tree
+from azeros.config import config_tree, load_config, read_tree, tree_changes
 from azeros.errors import ConfigError
 from azeros.models.projector import ALIGN_SCALE
 
@@ -328,27 +328,9 @@ class TrainRecipe:
         return config_tree(self)
 
     def changes_from(self, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-        """The settings that differ from a saved recipe tree, ``{dotted key: (saved, now)}``.
-
-        A key missing from either side (a recipe saved by another azeros version) counts as changed.
-        """
-        before, now = _flatten(saved), _flatten(self.to_dict())
-        return {key: (before.get(key), now.get(key)) for key in sorted(before.keys() | now.keys())
-                if before.get(key, _ABSENT) != now.get(key, _ABSENT)}
-
-
-_ABSENT = object()
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optim": {"lr": 1e-3}}`` -> ``{"optim.lr": 1e-3}``; lists are values."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
+        """The settings that differ from a saved recipe tree, ``{dotted key: (saved, now)}``
+        (:func:`azeros.config.tree_changes`)."""
+        return tree_changes(saved, self.to_dict())
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainRecipe:

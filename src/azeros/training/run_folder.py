@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from azeros.config import describe_changes
 from azeros.errors import ConfigError, RunFolderError
 from azeros.training.checkpoint import latest_checkpoint
 from azeros.training.recipe import TrainRecipe
@@ -36,12 +37,6 @@ RESUMABLE_CHANGES = frozenset({
 
 # What a run writes into its folder (the encoder cache is kept: it is checked against the encoders on use).
 _RUN_OUTPUTS = (RECIPE_FILE, "checkpoints", "exports", "final", "log.jsonl", "tensorboard", "curves.png")
-
-
-def _describe(changes: dict[str, tuple[Any, Any]], most: int = 4) -> str:
-    shown = [f"{key} ({before!r} -> {now!r})" for key, (before, now) in list(changes.items())[:most]]
-    more = f" and {len(changes) - most} more" if len(changes) > most else ""
-    return ", ".join(shown) + more
 
 
 def _saved_recipe(out: Path) -> dict[str, Any] | None:
@@ -74,18 +69,18 @@ def check_run_folder(recipe: TrainRecipe, resume: bool | str = False, overwrite:
             logger.warning("%s has no %s (a run of an older azeros): the recipe cannot be checked", out, RECIPE_FILE)
         elif changed and not force_resume:
             raise RunFolderError(
-                f"--resume: the recipe changed since the run in {out} started: {_describe(changed)}; only "
+                f"--resume: the recipe changed since the run in {out} started: {describe_changes(changed)}; only "
                 f"{', '.join(sorted(RESUMABLE_CHANGES))} may change; --force-resume continues anyway"
             )
         elif changed:
-            logger.warning("resuming under a changed recipe (forced): %s", _describe(changed))
+            logger.warning("resuming under a changed recipe (forced): %s", describe_changes(changed))
         return
     held = [name for name in _RUN_OUTPUTS if (out / name).exists()]
     if held and not overwrite:
         checkpoint = latest_checkpoint(out / "checkpoints")
         at = f" (checkpoint at step {checkpoint.step})" if checkpoint else ""
         if saved is not None and changes:
-            what = f"another run{at}, whose recipe differs in {_describe(changes)}: set another output_dir, or"
+            what = f"another run{at}, whose recipe differs in {describe_changes(changes)}: set another output_dir, or"
         else:
             what = f"a run of this recipe{at}: --resume continues it, or"
         raise RunFolderError(f"{out} holds {what} --overwrite replaces it (found {', '.join(held)})")

@@ -67,6 +67,7 @@ def test_overrides_take_the_recipe_field_types_or_fail_naming_key_value_and_type
         ("model.projector_hidden=wide", "model.projector_hidden='wide': expected int or null"),
         ("optim.lr.peak=1", "optim.lr is 0.003, not a section"),
         ("optim.learning_rate=1", "unknown keys ['learning_rate']"),
+        ("align.length_buckets=0", "align.length_buckets must be >= 1"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_recipe(path, [override])
@@ -518,3 +519,30 @@ def test_align_never_takes_a_step_whose_loss_is_not_finite(tiny_model_section, c
     assert all(torch.isfinite(p).all() for p in projector.parameters())
     skipped = records[-1]["skipped_steps"]
     assert 0 < skipped < 12 and caplog.text.count("align step") == skipped  # each named in the log
+    finite = [examples[0], examples[2]]
+    assert align_projector(model, "semantic", finite, AlignSection(steps=3, batch_size=1, length_buckets=2),
+                           seed=0)[-1]["skipped_steps"] == 0  # batches drawn by length run the same steps
+
+
+def test_align_batches_drawn_by_length_pad_less_and_draw_every_utterance_alike():
+    import random
+
+    from azeros.training.align import AlignExample, _length_buckets
+
+    rng = random.Random(0)
+    examples = [AlignExample(torch.zeros(rng.randint(20, 400), 1), (1,), f"u{i}") for i in range(1000)]
+    buckets = _length_buckets(examples, 8)
+    assert sorted(e.cut_id for b in buckets for e in b) == sorted(e.cut_id for e in examples)  # each once
+    assert len(buckets) == 8 and {len(b) for b in buckets} == {125}
+    assert all(max(e.frames.shape[0] for e in a) <= min(e.frames.shape[0] for e in b) for a, b in zip(buckets, buckets[1:]))
+
+    def useful_share(groups, draws=300):  # real frames over padded frames of batches of 32
+        used = padded = 0
+        for _ in range(draws):
+            group = rng.choices(groups, weights=[len(g) for g in groups])[0]
+            lengths = [e.frames.shape[0] for e in rng.sample(group, 32)]
+            used, padded = used + sum(lengths), padded + 32 * max(lengths)
+        return used / padded
+
+    assert useful_share([examples]) < 0.6 < 0.85 < useful_share(buckets)
+    assert _length_buckets(examples, 1) == [examples]

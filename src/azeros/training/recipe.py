@@ -208,6 +208,9 @@ class AlignSection:
         frame_dropout: share of encoder frame values zeroed in each step (SpecAugment-like regularisation:
             the training voices are few and synthetic, the held-out ones are not).
         time_masks: spans of frames zeroed per utterance in each step, each up to 5% of its frames.
+        length_buckets: draw each batch from one of this many groups of utterances of similar length (1: from
+            all): a batch is padded to its longest utterance, and random batches of the hear corpus are half
+            padding.
     """
 
     steps: int = 0
@@ -217,6 +220,7 @@ class AlignSection:
     norm_weight: float = 0.1
     frame_dropout: float = 0.0
     time_masks: int = 0
+    length_buckets: int = 1
 
 
 @dataclass
@@ -291,6 +295,9 @@ class TrainRecipe:
         if self.align.steps and ("semantic" not in self.model.train_roles or not self.cache.enabled):
             raise ConfigError("align.steps > 0 aligns the semantic projector from the encoder cache: it needs "
                               "'semantic' in model.train_roles and cache.enabled: true")
+        if self.align.length_buckets < 1:
+            raise ConfigError(f"align.length_buckets must be >= 1 (1: batches drawn from all utterances), "
+                              f"got {self.align.length_buckets}")
         fbank_less = [e.get("kind") for e in self.model.encoders if e.get("kind") != "zipformer"]
         if self.data.spec_augment and fbank_less:
             raise ConfigError(f"data.spec_augment masks the fbank of zipformer encoders; this model has {fbank_less}")

@@ -273,6 +273,31 @@ def test_compression_keeps_one_position_per_token_run_and_the_span_length():
     assert torch.allclose(mixed, (units[3] + units[4]) / 2, atol=1e-3)
 
 
+def test_a_sharp_read_out_gives_the_llm_the_token_heard_not_a_blend_of_the_vocabulary():
+    # Over a large vocabulary, the alignment's scale (20) spreads a sure run's posterior over thousands of
+    # tokens: the LLM read a blend even where the projector heard the word right. An LLM's token embeddings
+    # share a common direction (every pair is fairly near), as these do.
+    draw = torch.Generator().manual_seed(0)
+    common = torch.randn(64, generator=draw)
+    vocabulary = torch.nn.functional.normalize(common + 0.5 * torch.randn(5000, 64, generator=draw), dim=-1)  # [V, H]
+    heard = (vocabulary[7] + 0.1 * vocabulary[8])[None, None]  # [1, 1, H]: nearest token 7
+    filler = torch.zeros(64)
+    cosines = torch.nn.functional.normalize(heard[0, 0], dim=0) @ vocabulary.T
+    assert cosines.argmax() == 7  # it heard token 7
+    soft, sharp = (Projector(8, 64, compress=True, read_scale=scale) for scale in (20.0, 1000.0))
+    for projector in (soft, sharp):
+        with torch.no_grad():
+            projector.blank.copy_(-vocabulary[7])
+    read_soft = soft.compress(heard, torch.tensor([1]), vocabulary, filler)[0, 0]
+    read_sharp = sharp.compress(heard, torch.tensor([1]), vocabulary, filler)[0, 0]
+    assert torch.allclose(read_sharp, vocabulary[7], atol=1e-4)
+    assert torch.nn.functional.cosine_similarity(read_soft, vocabulary[7], dim=0) < 0.9  # a blend
+    config = SpeechLLMConfig(llm="tiny", encoders=[EncoderSpec("whisper", "semantic")], compress_read_scale=1000.0)
+    assert SpeechLLMConfig.from_dict(config.to_dict()).compress_read_scale == 1000.0  # saved with the model
+    assert SpeechLLMConfig.from_dict({**config.to_dict(), "compress_read_scale": 20.0}) == SpeechLLMConfig(
+        llm="tiny", encoders=[EncoderSpec("whisper", "semantic")])  # older folders read as before
+
+
 def test_a_compressing_model_saves_its_blank_and_refuses_weights_without_one(tokenizer, tmp_path):
     def compressing(seed):
         model = SpeechLLM(

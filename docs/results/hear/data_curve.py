@@ -3,10 +3,11 @@
 Reads ``exp/hear/datacurve/heard.txt`` (lines written by ``heard_wer.py``: ``FOLDER {json}`` for the held-out
 split and ``FOLDER dev WER`` for seen voices), fits WER = a + b * log10(utterances) on the held-out points
 of the template texts and writes ``data_curve.png`` and ``data_curve.json`` beside this file. A point written
-``+COUNT=NAME`` is a run with other texts (WordNet's sentences): plotted, not fitted.
+``+COUNT=NAME=LABEL`` is a run with other texts (WordNet's sentences and definitions): plotted, not fitted.
 
     python docs/results/hear/data_curve.py exp/hear/datacurve/heard.txt 1300=run-1300 2600=run-2600 \
-        10431=ctc-align-aug +19583=wordnet/run-3000
+        10431=ctc-align-aug "+19583=wordnet/run-3000=+ 8,000 WordNet examples, 1,164 LLM sentences (3,000 steps)" \
+        "+29191=glosses/run-cont=+ 9,639 more WordNet examples and definitions (3,000 + 4,000 steps)"
 """
 
 import json
@@ -22,10 +23,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 lines = Path(sys.argv[1]).read_text().splitlines()
 points, words = [], []
 for spec in sys.argv[2:]:
-    count, name = spec.lstrip("+").split("=")
+    count, name, *label = spec.lstrip("+").split("=", 2)
     held = next(json.loads(line.split(" ", 1)[1]) for line in lines if name in line.split(" ")[0] and "{" in line)
     dev = next(float(line.split()[-1]) for line in lines if name in line.split(" ")[0] and " dev " in line)
-    point = {"utterances": int(count), "held_out_wer": held["wer"], "by_voice": held["by_voice"], "dev_wer": dev}
+    point = {"utterances": int(count), "held_out_wer": held["wer"], "by_voice": held["by_voice"], "dev_wer": dev,
+             "label": label[0] if label else name}
     (words if spec.startswith("+") else points).append(point)
 points.sort(key=lambda p: p["utterances"])
 x = np.log10([p["utterances"] for p in points])
@@ -43,10 +45,10 @@ for source in ("espeak", "piper", "festival", "real"):
     axis.plot(counts, [p["by_voice"].get(source) for p in points], linestyle=":", marker=".", label=f"held-out: {source}")
 grid = np.logspace(np.log10(counts[0]), np.log10(max(counts[-1] * 30, 3e5)), 50)
 axis.plot(grid, intercept + slope * np.log10(grid), color="gray", linestyle="--", linewidth=1, label="log-linear fit (held-out)")
-for point in words:
-    axis.plot([point["utterances"]], [point["held_out_wer"]], marker="*", markersize=12, linestyle="none", color="C3",
-              label="held-out, + 8,000 WordNet and 1,164 LLM sentences (3,000 steps)")
-    axis.plot([point["utterances"]], [point["dev_wer"]], marker="*", markersize=9, linestyle="none", color="C1",
+for color, point in zip(("C3", "C4", "C5"), words):
+    axis.plot([point["utterances"]], [point["held_out_wer"]], marker="*", markersize=12, linestyle="none", color=color,
+              label=f"held-out, {point['label']}")
+    axis.plot([point["utterances"]], [point["dev_wer"]], marker="P", markersize=8, linestyle="none", color=color,
               label="dev, the same run")
 axis.set_xscale("log")
 axis.set_xlabel("distinct training utterances (align: 1,500 CTC steps of 32 unless said)")

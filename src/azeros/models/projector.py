@@ -37,10 +37,12 @@ class Projector(nn.Module):
         out_dim: the LLM's hidden size H.
         stack: k, the number of consecutive frames concatenated into one position.
         hidden: width of the hidden layer; defaults to ``out_dim`` as in the paper.
+        compress: CTC-compress the outputs before the LLM reads them (see the module docstring).
+        read_scale: the scale of the cosines in the compressed read-out's posterior (see the module docstring).
     """
 
     def __init__(self, in_dim: int, out_dim: int, stack: int = 4, hidden: int | None = None,
-                 compress: bool = False) -> None:
+                 compress: bool = False, read_scale: float = ALIGN_SCALE) -> None:
         super().__init__()
         self.stack = stack
         hidden = hidden or out_dim
@@ -49,7 +51,7 @@ class Projector(nn.Module):
         # The CTC blank's direction in the LLM's embedding space (trained by align; only a compressing
         # projector has one, so the reference's checkpoints keep their two layers).
         self.blank = nn.Parameter(torch.randn(out_dim) * 0.02) if compress else None
-        self.scale = ALIGN_SCALE
+        self.read_scale = read_scale
 
     def num_outputs(self, num_frames: int) -> int:
         """Positions produced from ``num_frames`` frames: a trailing partial group is dropped."""
@@ -95,7 +97,7 @@ class Projector(nn.Module):
         for row in range(b):
             valid = projected[row, : int(counts[row])]  # [c, H]
             runs = self._run_directions(valid, units)  # [r, H]
-            posterior = torch.softmax(self.scale * runs @ units.T, dim=-1)  # [r, V]
+            posterior = torch.softmax(self.read_scale * runs @ units.T, dim=-1)  # [r, V]
             out[row, : runs.shape[0]] = posterior @ vocabulary.to(projected.dtype)
         return out
 

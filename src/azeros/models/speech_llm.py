@@ -24,7 +24,7 @@ from azeros.errors import ConfigError
 from azeros.llm import attention_span, default_repetition_penalty, load_llm
 from azeros.models.encoders import SpeechEncoder, build_encoder
 from azeros.models.packing import PrefixStates, next_tokens, packed_inputs, shared_prefix
-from azeros.models.projector import Projector
+from azeros.models.projector import ALIGN_SCALE, Projector
 from azeros.text import IGNORE_INDEX, PromptRenderer, RenderedChat, get_mode
 
 __all__ = ["EmbeddedBatch", "EncoderSpec", "ForwardOutput", "SpeechLLM", "SpeechLLMConfig"]
@@ -61,6 +61,9 @@ class SpeechLLMConfig:
         projector_hidden: hidden width of the projectors (``None``: the LLM's width).
         projector_compress: the semantic projector's outputs are CTC-compressed before the LLM reads them
             (:class:`azeros.models.projector.Projector`; needs a projector aligned by CTC first).
+        compress_read_scale: how sharply a compressed position reads the token heard: the scale of the
+            cosines in its posterior over the vocabulary (20, the alignment's: a blend, differentiable;
+            1000: the token heard, no gradient to speak of).
         chat_mode: the mode whose system message the model answers under (e.g. ``sift_ssp``'s); ``None``
             picks ``sift_sp`` with two encoders and ``sift_s`` with one. The audio layout is not the mode's:
             a model hears every utterance in the one layout its encoders give
@@ -77,6 +80,7 @@ class SpeechLLMConfig:
     projector_stack: int = 4
     projector_hidden: int | None = None
     projector_compress: bool = False
+    compress_read_scale: float = ALIGN_SCALE
     chat_mode: str | None = None
     dtype: str = "auto"
     chat_template: str | None = None
@@ -188,7 +192,8 @@ class SpeechLLM(nn.Module):
         self.projectors = nn.ModuleDict(
             {
                 role: Projector(self.encoders[role].dim, width, config.projector_stack, config.projector_hidden,
-                                compress=config.projector_compress and role == "semantic")
+                                compress=config.projector_compress and role == "semantic",
+                                read_scale=config.compress_read_scale)
                 for role in self.roles
             }
         )

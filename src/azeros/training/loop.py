@@ -61,7 +61,8 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     config = SpeechLLMConfig(
         llm=section.llm, encoders=[EncoderSpec(**spec) for spec in section.encoders],
         projector_stack=section.projector_stack, projector_hidden=section.projector_hidden,
-        projector_compress=section.projector_compress, dtype=section.dtype,
+        projector_compress=section.projector_compress, compress_read_scale=section.compress_read_scale,
+        dtype=section.dtype,
         chat_mode=section.chat_mode, chat_template=section.chat_template,
     )
     model = SpeechLLM(config)

@@ -60,6 +60,8 @@ class ModelSection:
         projector_hidden: projector hidden width (``None``: the LLM's width).
         projector_compress: CTC-compress the semantic projector's outputs (needs ``align.steps`` > 0 or a
             compressing projector to start from; :class:`azeros.models.projector.Projector`).
+        compress_read_scale: how sharply the LLM reads a compressed position's token (see
+            :class:`azeros.models.SpeechLLMConfig`); saved with the exported model.
         dtype: the frozen LLM's dtype (``auto``: bf16 on a GPU that has it, fp32 otherwise).
         init_from: a model folder or weights file to load projectors from (stage 2: the stage-1 export).
         init_roles: which projectors must load from ``init_from``, completely, or the run does not start.
@@ -81,6 +83,7 @@ class ModelSection:
     projector_stack: int = 4
     projector_hidden: int | None = None
     projector_compress: bool = False
+    compress_read_scale: float = ALIGN_SCALE
     dtype: str = "auto"
     init_from: str | None = None
     init_roles: list[str] = field(default_factory=list)

@@ -119,7 +119,7 @@ def held_out_figures(count: int) -> SpeechLLM:
 def part_a(count: int) -> None:
     _title("(a) the shipped model answers spoken questions it never heard, by voices and engines it never heard")
     if not (SHIPPED / "model.safetensors").is_file():
-        print(f"{SHIPPED} is missing: build it with `azeros pipeline recipes/mini.yaml`.")
+        print(f"{SHIPPED} is missing: its commands are in docs/results/hear (\"Names, places and more steps\").")
         return
     model = held_out_figures(count)
     utterances = held_out(40)
@@ -150,7 +150,7 @@ def part_c() -> None:
   azeros serve {SHIPPED}                              http://127.0.0.1:8000 (web page with a microphone,
                                                         OpenAI-compatible API at /v1)
   azeros eval mini --systems text,cascade,azeros:{SHIPPED}   the offline mini-benchmark
-  azeros pipeline recipes/mini.yaml                   the shipped model's recipe from scratch (hours; exp/mini)
+  azeros pipeline recipes/mini.yaml                   the whole pipeline at full size, from scratch (hours; exp/mini)
   azeros train recipes/stage1_sift_s.yaml             the paper's recipes (edit the manifests)""")
 
 

@@ -152,6 +152,8 @@ def test_sentence_utterances_are_training_texts_by_training_voices():
     assert [u.cut_id for u in plan[:2]] == ["sentence-train-00000", "sentence-train-00001"]
     assert plan == plan_sentences(list(reversed(texts)), 200, seed=1)  # a function of the texts, not their order
     assert plan_sentences(texts, 1, seed=1, name="gloss")[0].cut_id == "gloss-train-00000"  # a corpus of its own
+    every = {u.text for u in plan_sentences(texts, None, seed=1)}  # None: every training text, once
+    assert every == {t for t in texts if _text_split(t) == "train"} - set(held_out) and len(every) > 200
     with pytest.raises(ValueError, match="400 sentences asked for"):
         plan_sentences(texts, 400)
 

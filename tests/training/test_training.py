@@ -527,22 +527,23 @@ def test_align_never_takes_a_step_whose_loss_is_not_finite(tiny_model_section, c
 def test_align_batches_drawn_by_length_pad_less_and_draw_every_utterance_alike():
     import random
 
-    from azeros.training.align import AlignExample, _length_buckets
+    from azeros.training.align import AlignExample, _LengthBuckets
 
     rng = random.Random(0)
     examples = [AlignExample(torch.zeros(rng.randint(20, 400), 1), (1,), f"u{i}") for i in range(1000)]
-    buckets = _length_buckets(examples, 8)
-    assert sorted(e.cut_id for b in buckets for e in b) == sorted(e.cut_id for e in examples)  # each once
-    assert len(buckets) == 8 and {len(b) for b in buckets} == {125}
-    assert all(max(e.frames.shape[0] for e in a) <= min(e.frames.shape[0] for e in b) for a, b in zip(buckets, buckets[1:]))
+    buckets = _LengthBuckets(examples, 8)
+    groups = buckets.groups
+    assert sorted(e.cut_id for g in groups for e in g) == sorted(e.cut_id for e in examples)  # each once
+    assert len(groups) == 8 and {len(g) for g in groups} == {125}
+    longest, shortest = ([f(e.frames.shape[0] for e in g) for g in groups] for f in (max, min))
+    assert all(a <= b for a, b in zip(longest, shortest[1:]))  # groups of consecutive lengths
 
-    def useful_share(groups, draws=300):  # real frames over padded frames of batches of 32
+    def useful_share(batches, draws=300):  # real frames over padded frames of batches of 32
         used = padded = 0
         for _ in range(draws):
-            group = rng.choices(groups, weights=[len(g) for g in groups])[0]
-            lengths = [e.frames.shape[0] for e in rng.sample(group, 32)]
+            lengths = [e.frames.shape[0] for e in batches.draw(32, rng)]
             used, padded = used + sum(lengths), padded + 32 * max(lengths)
         return used / padded
 
-    assert useful_share([examples]) < 0.6 < 0.85 < useful_share(buckets)
-    assert _length_buckets(examples, 1) == [examples]
+    assert useful_share(_LengthBuckets(examples, 1)) < 0.6 < 0.85 < useful_share(buckets)
+    assert _LengthBuckets(examples, 1).groups == [examples]

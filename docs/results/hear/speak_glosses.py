@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lhotse import CutSet
 
-from azeros.data.corpus import _text_split, plan_sentences, speak_plan
+from azeros.data.corpus import plan_sentences, speak_plan
 from azeros.data.wordnet import wordnet_glosses, wordnet_sentences
 from azeros.llm.loading import load_tokenizer
 from azeros.pipeline import common_sentences
@@ -40,7 +40,6 @@ else:
     common = set(examples)
     texts, name = [text for text in wordnet_sentences() if text not in common], "wnrare"
 texts = [f"{text}." for text in texts]
-eligible = [text for text in texts if _text_split(text) == "train"]
-plan = plan_sentences(eligible, len(eligible), seed=2, name=name)
+plan = plan_sentences(texts, None, seed=2, name=name)
 print(len(texts), "texts,", len(plan), "training texts")
 CutSet.from_cuts(speak_plan(plan, out / "wavs", workers=2)).to_file(out / "cuts_train.jsonl.gz")

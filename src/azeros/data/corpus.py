@@ -199,8 +199,9 @@ def build_synthetic_corpus(
     return paths
 
 
-def plan_sentences(texts: list[str], num: int, seed: int = 0, name: str = "sentence") -> list[PlannedUtterance]:
-    """``num`` training utterances of other texts, each by a training voice (cut ids ``{name}-train-NNNNN``).
+def plan_sentences(texts: list[str], num: int | None, seed: int = 0, name: str = "sentence") -> list[PlannedUtterance]:
+    """``num`` training utterances of other texts (``None``: every eligible one), each by a training voice (cut
+    ids ``{name}-train-NNNNN``).
 
     Only texts that the corpus's text split puts in ``train`` are drawn, so none is ever a dev or test text
     of any corpus, and none is a held-out question.
@@ -210,6 +211,7 @@ def plan_sentences(texts: list[str], num: int, seed: int = 0, name: str = "sente
     """
     reserved = {normalize_text(text) for text in HELD_OUT_TEXTS}
     eligible = sorted({t for t in texts if _text_split(t) == "train" and normalize_text(t) not in reserved})
+    num = len(eligible) if num is None else num
     if len(eligible) < num:
         raise ValueError(f"{num} sentences asked for, {len(eligible)} of the {len(texts)} given are training texts")
     rng = random.Random(seed)

@@ -93,7 +93,7 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
     optimizer = torch.optim.AdamW(trained, lr=section.lr, weight_decay=0.0)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     draw = random.Random(seed)
-    buckets = _length_buckets(examples, section.length_buckets)
+    batches = _LengthBuckets(examples, section.length_buckets)
     logger.info("align: %d utterances, %d tokens, %d steps of %d", len(examples), len(vocab), section.steps,
                 section.batch_size)
     records, skipped = [], 0
@@ -101,8 +101,7 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
         warm = min(1.0, step / max(1, section.steps // 30))
         for group in optimizer.param_groups:
             group["lr"] = section.lr * warm * 0.5 * (1 + math.cos(math.pi * step / section.steps))
-        bucket = buckets[0] if len(buckets) == 1 else draw.choices(buckets, weights=[len(b) for b in buckets])[0]
-        batch = draw.sample(bucket, min(section.batch_size, len(bucket)))
+        batch = batches.draw(section.batch_size, draw)
         lengths = torch.tensor([example.frames.shape[0] for example in batch])
         frames = nn.utils.rnn.pad_sequence([example.frames for example in batch], batch_first=True)  # [b, t, d]
         frames = _augment(frames, lengths, section, draw)
@@ -134,14 +133,23 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
     return records
 
 
-def _length_buckets(examples: list[AlignExample], count: int) -> list[list[AlignExample]]:
-    """``examples`` in ``count`` groups of consecutive frame lengths, as equal in size as can be (each utterance
-    is drawn as often as with one group: a group is chosen in proportion to its size)."""
-    if count <= 1:
-        return [examples]
-    ordered = sorted(examples, key=lambda example: example.frames.shape[0])
-    size = -(-len(ordered) // count)
-    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
+class _LengthBuckets:
+    """``examples`` in ``count`` groups of consecutive frame lengths, as equal in size as can be; a batch is drawn
+    from one group, chosen in proportion to its size, so each utterance is drawn as often as with one group."""
+
+    def __init__(self, examples: list[AlignExample], count: int) -> None:
+        if count <= 1:
+            self.groups = [examples]
+        else:
+            ordered = sorted(examples, key=lambda example: example.frames.shape[0])
+            size = -(-len(ordered) // count)
+            self.groups = [ordered[start : start + size] for start in range(0, len(ordered), size)]
+        self.weights = [len(group) for group in self.groups]
+
+    def draw(self, size: int, rng: random.Random) -> list[AlignExample]:
+        """``size`` distinct examples of one group (one group: no draw of a group, as before groups existed)."""
+        group = self.groups[0] if len(self.groups) == 1 else rng.choices(self.groups, weights=self.weights)[0]
+        return rng.sample(group, min(size, len(group)))
 
 
 def _augment(frames: torch.Tensor, lengths: torch.Tensor, section: AlignSection, draw: random.Random) -> torch.Tensor:

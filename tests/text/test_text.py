@@ -134,3 +134,14 @@ def test_tsit_prompt_is_stable_per_cut_and_varies_across_cuts():
     assert len(picks) > 3
     assert instruction_for(mode, "en", key="0:cut-7") == instruction_for(mode, "en", key="0:cut-7")
     assert instruction_for(mode, "zh", key="0:cut-7").endswith(("。", "？"))
+
+
+def test_edit_distance_counts_substitutions_deletions_and_insertions_over_any_units():
+    from azeros.text import edit_distance
+
+    assert edit_distance([], []) == 0
+    assert edit_distance([5, 6, 7], []) == 3 and edit_distance([], [5]) == 1
+    assert edit_distance([5, 6, 7], [5, 9, 7]) == 1  # a token substituted
+    assert edit_distance([5, 6, 7], [6, 7, 8]) == 2  # one deleted at the start, one inserted at the end
+    assert edit_distance("kitten".split(), "kitten".split()) == 0
+    assert edit_distance(list("kitten"), list("sitting")) == 3

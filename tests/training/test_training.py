@@ -382,6 +382,8 @@ def test_align_teaches_the_semantic_projector_the_transcripts_tokens_before_the_
     llm_before = {k: v.clone() for k, v in model.llm.state_dict().items()}
     records = align_projector(model, "semantic", examples, AlignSection(steps=300, batch_size=8, lr=1e-2), seed=0)
     assert records[-1]["ctc"] < 0.9 * records[0]["ctc"]  # it learns the token sequences (random tiny encoder)
+    # what it hears of its own training utterances, read greedily, is a token error rate that falls as it learns
+    assert all(0 <= r["heard_ter"] for r in records) and records[-1]["heard_ter"] < records[0]["heard_ter"]
     assert abs(records[-1]["norm"] - records[-1]["target_norm"]) < 0.25 * records[-1]["target_norm"]
     assert all(torch.equal(v, llm_before[k]) for k, v in model.llm.state_dict().items())  # the LLM is untouched
 
@@ -392,6 +394,14 @@ def test_align_teaches_the_semantic_projector_the_transcripts_tokens_before_the_
     plain = _run(tiny_recipe(tmp_path / "plain", tiny_model_section, manifests), tmp_path / "p.yaml")
     a, b = load_file(run / "model.safetensors"), load_file(plain / "model.safetensors")
     assert not all(torch.equal(a[k], b[k]) for k in a)  # the LLM passes started from the aligned projector
+
+
+def test_align_reads_what_it_heard_greedily_as_ctc_does():
+    from azeros.training.align import _greedy_tokens
+
+    vocab = [10, 20, 30]  # column c is vocab[c - 1]; column 0 is the blank
+    assert _greedy_tokens([0, 3, 3, 0, 3, 1, 1, 0], vocab) == [30, 30, 10]  # a blank between equal runs: two
+    assert _greedy_tokens([2, 2, 2], vocab) == [20] and _greedy_tokens([0, 0], vocab) == []
 
 
 def test_align_augmentation_masks_only_when_asked_and_repeats_with_the_seed():

@@ -12,6 +12,8 @@ import re
 import string
 from collections.abc import Sequence
 
+from azeros.text import edit_distance
+
 __all__ = [
     "LETTERS",
     "REPEAT_SLACK",
@@ -96,13 +98,8 @@ def answer_words(text: str) -> list[str]:
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """``(edits, reference words)``: the word-level Levenshtein distance over :func:`answer_words`."""
-    said, heard = answer_words(reference), answer_words(hypothesis)
-    row = list(range(len(heard) + 1))
-    for i, word in enumerate(said, 1):
-        diagonal, row[0] = row[0], i
-        for j, other in enumerate(heard, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (word != other))
-    return row[-1], len(said)
+    said = answer_words(reference)
+    return edit_distance(said, answer_words(hypothesis)), len(said)
 
 
 def contains_phrase(text: str, phrase: str) -> bool:

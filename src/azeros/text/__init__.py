@@ -14,7 +14,7 @@ from azeros.text.labels import (
     verbatim_labels,
 )
 from azeros.text.modes import ASR_PROMPTS, INSTRUCTIONS, MODES, SYSTEM_MESSAGE, Mode, get_mode, instruction_for
-from azeros.text.normalize import is_cjk, normalize_text
+from azeros.text.normalize import edit_distance, is_cjk, normalize_text
 from azeros.text.prompt import (
     CHAT_TEMPLATES,
     IGNORE_INDEX,
@@ -61,6 +61,7 @@ __all__ = [
     "SystemMessage",
     "age_group",
     "conversation",
+    "edit_distance",
     "get_mode",
     "heard_parts",
     "instruction_for",

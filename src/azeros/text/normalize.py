@@ -6,15 +6,17 @@ punctuation are written without spaces between them, a CJK run and a neighbourin
 always separated by exactly one space (both sides), Hangul keeps its spaces, and bracketed non-speech tags
 (``[laughter]``, ``<noise>``, ``{breath}``) are removed when asked. Traditional Chinese characters become
 simplified, as the reference's do (it uses zhconv, which is GPL; here OpenCC's ``t2s``, Apache-2.0), so a
-corpus mixing both scripts gives the LLM one spelling per word.
+corpus mixing both scripts gives the LLM one spelling per word. :func:`edit_distance` is how far a heard
+sequence (of words or of tokens) is from the one said.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Sequence
 from functools import cache
 
-__all__ = ["is_cjk", "normalize_text"]
+__all__ = ["edit_distance", "is_cjk", "normalize_text"]
 
 # Scripts written without spaces between words. Hangul is deliberately absent: Korean separates words.
 _CJK_RANGES = (
@@ -86,3 +88,13 @@ def normalize_text(text: str, *, remove_tags: bool = False, simplified_chinese: 
     if simplified_chinese and any(0x3400 <= ord(char) <= 0x9FFF or 0xF900 <= ord(char) <= 0xFAFF for char in normalized):
         normalized = _to_simplified().convert(normalized)
     return normalized
+
+
+def edit_distance(said: Sequence[Hashable], heard: Sequence[Hashable]) -> int:
+    """The Levenshtein distance: substitutions, deletions and insertions that turn ``said`` into ``heard``."""
+    row = list(range(len(heard) + 1))
+    for i, unit in enumerate(said, 1):
+        diagonal, row[0] = row[0], i
+        for j, other in enumerate(heard, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (unit != other))
+    return row[-1]

@@ -28,6 +28,7 @@ from torch import nn
 
 from azeros.data import Utterance
 from azeros.models import SpeechLLM
+from azeros.text import edit_distance
 from azeros.training.cache import EncoderCache
 from azeros.training.data import at_model_rate
 from azeros.training.recipe import AlignSection
@@ -35,6 +36,9 @@ from azeros.training.recipe import AlignSection
 __all__ = ["AlignExample", "align_before_training", "align_projector", "alignment_examples"]
 
 logger = logging.getLogger(__name__)
+
+# training utterances whose heard token error rate each log record carries (a few seconds of a long run)
+PROBE_UTTERANCES = 64
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,12 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
         seed: seeds the batch draws.
 
     Returns:
-        Log records (step, CTC loss, mean output norm, steps skipped so far) every 50 steps. A step whose loss
-        or gradient is not finite is skipped (logged with its cut ids): one update with it would make every
-        weight of the projector NaN for good.
+        Log records (step, CTC loss, mean output norm, ``heard_ter``, steps skipped so far) every 50 steps.
+        ``heard_ter`` is the token error rate of what the projector hears (greedy CTC, no augmentation) on a
+        fixed sample of the training utterances: near the rate on held-out speech, the projector is too small
+        or too briefly trained for its data (more data will not help); far below it, it fits its own texts.
+        A step whose loss or gradient is not finite is skipped (logged with its cut ids): one update with it
+        would make every weight of the projector NaN for good.
 
     Raises:
         ValueError: when there are no examples.
@@ -94,6 +101,7 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     draw = random.Random(seed)
     batches = _LengthBuckets(examples, section.length_buckets)
+    probe = random.Random(seed).sample(examples, min(PROBE_UTTERANCES, len(examples)))
     logger.info("align: %d utterances, %d tokens, %d steps of %d", len(examples), len(vocab), section.steps,
                 section.batch_size)
     records, skipped = [], 0
@@ -106,9 +114,7 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
         frames = nn.utils.rnn.pad_sequence([example.frames for example in batch], batch_first=True)  # [b, t, d]
         frames = _augment(frames, lengths, section, draw)
         projected, positions = projector(frames, lengths)  # [b, t/k, H], [b]
-        unit = nn.functional.normalize(projected, dim=-1)
-        logits = section.scale * torch.cat(
-            [unit @ nn.functional.normalize(blank, dim=0)[:, None], unit @ targets.T], dim=-1)  # [b, t/k, v+1]
+        logits = _ctc_logits(projected, blank, targets, section.scale)  # [b, t/k, v+1]
         labels = torch.tensor([column[i] for example in batch for i in example.token_ids])
         label_lengths = torch.tensor([len(example.token_ids) for example in batch])
         valid = torch.arange(projected.shape[1])[None, :] < positions[:, None]  # [b, t/k]
@@ -126,11 +132,42 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
                            grad_norm.item(), ", ".join(example.cut_id for example in batch))
         if step % 50 == 0 or step == section.steps:
             record = {"step": step, "ctc": loss_ctc.item(), "norm": norms.mean().item(), "target_norm": typical_norm,
+                      "heard_ter": _heard_token_error_rate(projector, blank, targets, vocab, probe, section.scale),
                       "skipped_steps": skipped}
             records.append(record)
             logger.info("align: %s", record)
     projector.zero_grad(set_to_none=True)
     return records
+
+
+def _ctc_logits(projected: torch.Tensor, blank: torch.Tensor, targets: torch.Tensor, scale: float) -> torch.Tensor:
+    """``[b, n, v+1]`` scaled cosines of projected positions ``[b, n, H]`` to the blank (column 0) and to
+    the unit token embeddings ``targets`` ``[v, H]``."""
+    unit = nn.functional.normalize(projected, dim=-1)
+    return scale * torch.cat([unit @ nn.functional.normalize(blank, dim=0)[:, None], unit @ targets.T], dim=-1)
+
+
+def _greedy_tokens(columns: list[int], vocab: list[int]) -> list[int]:
+    """Greedy CTC read of one utterance's best columns (0: blank; ``c`` is ``vocab[c - 1]``): runs of a
+    column collapse to one, blanks drop."""
+    return [vocab[column - 1] for i, column in enumerate(columns) if column and (i == 0 or column != columns[i - 1])]
+
+
+def _heard_token_error_rate(projector: nn.Module, blank: torch.Tensor, targets: torch.Tensor, vocab: list[int],
+                            probe: list[AlignExample], scale: float) -> float:
+    """Token errors per token said of what ``projector`` hears on ``probe`` (unaugmented)."""
+    errors = said = 0
+    with torch.no_grad():
+        for start in range(0, len(probe), 32):
+            chunk = probe[start : start + 32]
+            lengths = torch.tensor([example.frames.shape[0] for example in chunk])
+            frames = nn.utils.rnn.pad_sequence([example.frames for example in chunk], batch_first=True)  # [b, t, d]
+            projected, positions = projector(frames, lengths)  # [b, t/k, H], [b]
+            best = _ctc_logits(projected, blank, targets, scale).argmax(-1)  # [b, t/k]
+            for example, row, count in zip(chunk, best.tolist(), positions.tolist(), strict=True):
+                errors += edit_distance(example.token_ids, _greedy_tokens(row[:count], vocab))
+                said += len(example.token_ids)
+    return round(errors / max(1, said), 4)
 
 
 class _LengthBuckets:

@@ -341,7 +341,7 @@ def _run_stages(recipe: PipelineRecipe) -> _Stages:
     run_generation(check, backend)
     report = elicit_report(read_cuts([output_paths(out / "check", "train", m, 0)[0] for m in candidates]))
     pick = report.pick(next((m for m in candidates if m.startswith("sift_")), "sift_sp"))
-    summary = f"{report.table()}\n\n{pick.reason}\n"
+    summary = "\n".join([report.table(), "", pick.reason, *report.declining()]) + "\n"
     (out / "check" / "report.txt").write_text(summary)
     logger.info("%s", summary)
     sp_modes = pick.modes

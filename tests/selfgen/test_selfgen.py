@@ -532,3 +532,34 @@ def test_a_manifest_holding_every_bad_case_at_once_is_fully_accounted_for(tmp_pa
     targets, rejects = output_paths(tmp_path / "out", "all", "sift_sp", 0)[:2]
     assert sorted(c.id for c in read_cuts(targets)) == ["good-1", "good-2"]
     assert len(list(iter_records(rejects))) == 11
+
+
+@pytest.mark.parametrize(("response", "declined"), [
+    ("I'm sorry, but as a chatbot designed to assist users, I don't have the capability to repeat what was said.", True),
+    ("I\u2019m sorry for any confusion.", True),  # a typographic apostrophe
+    ("As an AI, I cannot hear voices.", True),
+    ("I am unable to determine the speaker's age.", True),
+    ("The capital of Japan is Tokyo.", False),
+    ("She is sorry she missed the train.", False),  # sorrow in the content is not the LLM declining
+])
+def test_an_answer_that_declines_is_told_from_one_that_answers(response, declined):
+    from azeros.selfgen.check import declines
+
+    assert declines(response) is declined
+
+
+def test_the_check_counts_declining_targets_and_warns_of_them(tmp_path):
+    generated = []
+    for i, cut in enumerate(synthetic_cuts(10, tmp_path / "a.wav")):
+        words = cut.supervisions[0].text.lower().rstrip(".?")
+        for mode, response in (("sift_sp", "I'm sorry, as a chatbot I can't do that." if i < 5 else f"Yes: {words}."),
+                               ("sit_sp", f"She says: {words}.")):
+            target = Target(response, mode, "", None, "<audio><meta>x</meta><text>y</text></audio>", "m", "stop")
+            generated.append(with_target(cut, target))
+    report = elicit_report(generated)
+    assert report.coverage["sift_sp"].declined == 5 and report.coverage["sit_sp"].declined == 0
+    rows = {line.split()[0]: line.split()[-1] for line in report.table().splitlines()}
+    assert rows["mode"] == "declined" and rows["sift_sp"] == "50%" and rows["sit_sp"] == "0%"
+    assert report.declining() == ['sift_sp: 5 of 10 targets decline instead of answering ("I\'m sorry, as a chatbot'
+                                  '..."): a projector trained on them learns to decline; a larger LLM declines less']
+    assert report.declining()[0] in report.verdict()

@@ -6,7 +6,10 @@ details such as the speaker's age; a projector trained on such targets learns to
 measures, per mode, how often the targets mention each piece of oracle information:
 
 * each speaker label (age group, gender, emotion) the oracle showed, matched by its words (whole words);
-* the transcript's content words (stop words and words under 3 characters left out), as recall.
+* the transcript's content words (stop words and words under 3 characters left out), as recall;
+* how often the LLM declined instead of answering ("I'm sorry, as a chatbot I can't..."): a small LLM shown
+  the oracle's markup does this often (SmolLM2-135M: half of its SIFT_sp answers), and a projector trained
+  on such targets learns to decline (measured: asked to repeat a real recording, it apologises instead).
 
 :meth:`ElicitReport.pick` compares a SIFT mode with its SIT counterpart (same oracle and system) piece by
 piece: each piece goes to the mode whose targets carry it more often (SIFT on a tie, the paradigm that
@@ -26,7 +29,10 @@ from lhotse.cut import Cut
 from azeros.data import Utterance, target_of
 from azeros.text import META_KEYS
 
-__all__ = ["ElicitReport", "ModeCoverage", "SpPick", "elicit_report"]
+__all__ = ["DECLINE_WARNING", "ElicitReport", "ModeCoverage", "SpPick", "declines", "elicit_report"]
+
+# The share of declining targets from which the report warns.
+DECLINE_WARNING = 0.1
 
 # Words that count as mentioning a label value: whole words (regular expressions), so "he" is not found
 # in "help", "man" not in "manner" and "male" not in "female". Pronouns do not count: an answer saying
@@ -47,12 +53,21 @@ _STOP_WORDS = frozenset(
     "okay well hey hello excuse yes".split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
+# An answer that declines the request or apologises for itself instead of answering it.
+_DECLINES = re.compile(
+    r"\b(?:i'?m sorry|i am sorry|i apologi[sz]e|as an ai\b|as a (?:chatbot|language model|text-based)|"
+    r"i (?:can't|cannot|am unable|'m unable|am not able|don't have the (?:ability|capability|capacity)))")
 
 
 def _mentions(response: str, value: str) -> bool:
     # Other labels: words that start with their stem ("happ" finds happy, happiness).
     words = _FAMILIES.get(value) or rf"{re.escape(value.lower()[:4])}\w*"
     return re.search(rf"\b(?:{words})\b", response.lower()) is not None
+
+
+def declines(response: str) -> bool:
+    """Whether an answer declines the request or apologises instead of answering (see the module docstring)."""
+    return _DECLINES.search(response.lower().replace("\u2019", "'")) is not None
 
 
 def _content_words(transcript: str) -> set[str]:
@@ -69,6 +84,7 @@ class ModeCoverage:
         label_hits: per label key, ``[mentioned, shown]`` counts.
         word_recall_sum: the sum over cuts of the fraction of transcript content words found.
         word_cuts: cuts with at least one content word.
+        declined: targets in which the LLM declined instead of answering (:func:`declines`).
     """
 
     mode: str
@@ -76,6 +92,7 @@ class ModeCoverage:
     label_hits: dict[str, list[int]] = field(default_factory=lambda: {key: [0, 0] for key in META_KEYS})
     word_recall_sum: float = 0.0
     word_cuts: int = 0
+    declined: int = 0
 
     def rates(self) -> dict[str, float | None]:
         """Coverage per piece (``None`` where the oracle never showed it): labels, then ``words``."""
@@ -113,14 +130,21 @@ class ElicitReport:
     threshold: float = 0.5
 
     def table(self) -> str:
-        """One row per mode, one column per piece of oracle information, as percentages."""
+        """One row per mode, one column per piece of oracle information and the share declined, as percentages."""
         columns = [*META_KEYS, "words"]
-        lines = [f"{'mode':<10} {'cuts':>5} " + " ".join(f"{c:>8}" for c in columns)]
+        lines = [f"{'mode':<10} {'cuts':>5} " + " ".join(f"{c:>8}" for c in [*columns, "declined"])]
         for name, coverage in sorted(self.coverage.items()):
             rates = coverage.rates()
             cells = " ".join(f"{_percent(rates[c]):>8}" for c in columns)
-            lines.append(f"{name:<10} {coverage.cuts:>5} {cells}")
+            lines.append(f"{name:<10} {coverage.cuts:>5} {cells} {_percent(coverage.declined / coverage.cuts):>8}")
         return "\n".join(lines)
+
+    def declining(self) -> list[str]:
+        """A warning per mode whose targets decline at least ``DECLINE_WARNING`` of the time."""
+        return [f"{name}: {coverage.declined} of {coverage.cuts} targets decline instead of answering (\"I'm sorry, "
+                "as a chatbot...\"): a projector trained on them learns to decline; a larger LLM declines less"
+                for name, coverage in sorted(self.coverage.items())
+                if coverage.cuts and coverage.declined / coverage.cuts >= DECLINE_WARNING]
 
     def pick(self, sift: str = "sift_sp") -> SpPick:
         """Choose between a SIFT mode and its SIT counterpart by which carries each piece more often.
@@ -180,7 +204,7 @@ class ElicitReport:
                              f"generate {sit} on the same sample to compare.")
             else:
                 lines.append(f"{name}: self-elicits (every piece >= {self.threshold:.0%}): train with SIFT.")
-        return "\n".join(lines)
+        return "\n".join(lines + self.declining())
 
 
 def _percent(rate: float | None) -> str:
@@ -205,6 +229,7 @@ def elicit_report(cuts: Iterable[Cut], *, threshold: float = 0.5) -> ElicitRepor
         entry = coverage[target.mode]
         entry.mode = target.mode
         entry.cuts += 1
+        entry.declined += declines(target.response)
         utterance = Utterance.from_cut(cut)
         if target.input_text.startswith("<audio>"):
             for key, value in utterance.meta.items():

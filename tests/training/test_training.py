@@ -396,6 +396,66 @@ def test_align_teaches_the_semantic_projector_the_transcripts_tokens_before_the_
     assert not all(torch.equal(a[k], b[k]) for k in a)  # the LLM passes started from the aligned projector
 
 
+def test_an_interrupted_alignment_continues_from_its_saved_state_exactly(tmp_path, tiny_model_section, manifests,
+                                                                          monkeypatch):
+    from azeros.training import align
+    from azeros.training.loop import _fill, open_caches
+    from azeros.training.recipe import AlignSection
+
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "run", tiny_model_section, manifests)))
+    section = AlignSection(steps=30, batch_size=4, lr=1e-2, frame_dropout=0.1, time_masks=1, save_every=10)
+
+    def aligned(seed: int, state: Path) -> tuple[dict, list]:
+        model = build_model(recipe.model, seed=seed, verbose=False)
+        caches = open_caches(recipe, model)
+        _fill(model, caches, recipe)
+        examples = align.alignment_examples(model, manifest_cuts(manifests["train"]), caches["semantic"])
+        records = align.align_projector(model, "semantic", examples, section, seed=0, state=state)
+        return model.projectors["semantic"].state_dict(), records
+
+    whole, whole_records = aligned(0, tmp_path / "whole")
+    save = align._save_state
+
+    def save_then_die(folder, step, *rest):
+        save(folder, step, *rest)
+        if step == 20:
+            raise KeyboardInterrupt  # killed right after its second save
+    monkeypatch.setattr(align, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        aligned(0, tmp_path / "killed")
+    monkeypatch.setattr(align, "_save_state", save)
+    # other initial weights: what continues is the saved state, not a rerun of the same seed
+    continued, records = aligned(7, tmp_path / "killed")
+    assert all(torch.equal(whole[name], continued[name]) for name in whole)
+    assert records == whole_records and [r["step"] for r in records] == [30]
+    finished, again = aligned(7, tmp_path / "killed")  # a finished alignment is not repeated
+    assert all(torch.equal(whole[name], finished[name]) for name in whole) and again == whole_records
+
+
+def test_a_run_killed_while_aligning_resumes_to_the_weights_of_one_never_stopped(tmp_path, tiny_model_section,
+                                                                                 manifests):
+    align = {"steps": 400, "batch_size": 4, "save_every": 10}
+    recipe = tiny_recipe(tmp_path / "whole", tiny_model_section, manifests, align=align, run={"max_steps": 2})
+    whole = _run(recipe, tmp_path / "whole.yaml")
+
+    recipe["output_dir"] = str(tmp_path / "killed")
+    path = write_recipe(tmp_path / "killed.yaml", recipe)
+    process = subprocess.Popen(_cli("train", str(path)), cwd=REPO, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "checkpoints" / "align" / "state.pt"
+    while not state.is_file() and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert torch.load(state, weights_only=True)["step"] < 400  # killed while aligning
+    assert (tmp_path / "killed" / "recipe.yaml").is_file()  # the folder was claimed before the alignment
+
+    resumed = _run(recipe, path, resume=True)
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "killed" / "log.jsonl").open()) if r["kind"] == "align"]
+    assert steps[-1] == 400 and sorted(set(steps)) == list(range(50, 401, 50))  # every record; re-made ones last
+
+
 def test_align_reads_what_it_heard_greedily_as_ctc_does():
     from azeros.training.align import _greedy_tokens
 

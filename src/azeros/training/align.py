@@ -12,7 +12,10 @@ Only the vocabulary of the training transcripts is scored, so a step costs a pro
 that already says the words; nothing of this stage reaches the model except the projector's weights.
 
 The frames come from the encoder cache (filled first, as ``azeros cache`` does) and are held in memory
-(about 150 KB per utterance for Whisper tiny), the transcripts from the training manifests.
+(about 150 KB per utterance for Whisper tiny), the transcripts from the training manifests. An alignment of
+thousands of steps takes hours on a CPU: every ``save_every`` steps and at its end it saves its state
+(weights, optimizer, the batch draw's RNG, its log records) to a folder, written whole or not at all, and an
+alignment started on that folder continues from it exactly.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,7 +70,8 @@ def alignment_examples(model: SpeechLLM, cuts: Iterable, cache: EncoderCache) ->
 
 
 def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], section: AlignSection,
-                    seed: int) -> list[dict[str, float]]:
+                    seed: int, state: Path | None = None, save: bool = True,
+                    on_record: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
     """Train ``model.projectors[role]`` by CTC onto the LLM's input embeddings of each transcript.
 
     Args:
@@ -73,6 +80,11 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
         examples: frames and token ids (:func:`alignment_examples`).
         section: steps, batch size, learning rate, logit scale, norm weight.
         seed: seeds the batch draws.
+        state: the folder of the alignment's saved state: continued from when it holds one (a finished
+            alignment returns its records at once), written every ``section.save_every`` steps and at the end.
+        save: write ``state`` (one process of several does; every process reads it).
+        on_record: called with each log record as it is made (a continued alignment makes again the records
+            of the steps after its last save, as a resumed training run does).
 
     Returns:
         Log records (step, CTC loss, mean output norm, ``heard_ter``, steps skipped so far) every 50 steps.
@@ -104,8 +116,11 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
     probe = random.Random(seed).sample(examples, min(PROBE_UTTERANCES, len(examples)))
     logger.info("align: %d utterances, %d tokens, %d steps of %d", len(examples), len(vocab), section.steps,
                 section.batch_size)
-    records, skipped = [], 0
-    for step in range(1, section.steps + 1):
+    records, skipped, done = [], 0, 0
+    if state is not None and (state / _STATE_FILE).is_file():
+        done, records, skipped = _load_state(state, projector, blank, optimizer, draw)
+        logger.info("align: continuing from step %d (%s)", done, state)
+    for step in range(done + 1, section.steps + 1):
         warm = min(1.0, step / max(1, section.steps // 30))
         for group in optimizer.param_groups:
             group["lr"] = section.lr * warm * 0.5 * (1 + math.cos(math.pi * step / section.steps))
@@ -136,8 +151,41 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
                       "skipped_steps": skipped}
             records.append(record)
             logger.info("align: %s", record)
+            if on_record is not None:
+                on_record(dict(record))
+        if state is not None and save and (step % section.save_every == 0 or step == section.steps):
+            _save_state(state, step, projector, blank, optimizer, draw, records, skipped)
     projector.zero_grad(set_to_none=True)
-    return records
+    return [dict(record) for record in records]
+
+
+_STATE_FILE = "state.pt"
+
+
+def _save_state(folder: Path, step: int, projector: nn.Module, blank: nn.Parameter, optimizer: torch.optim.Optimizer,
+                draw: random.Random, records: list[dict[str, float]], skipped: int) -> None:
+    """Write the alignment's state to ``folder`` through a staging folder, so a kill mid-save keeps the last."""
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    torch.save({"step": step, "projector": projector.state_dict(), "blank": blank.detach().clone(),
+                "optimizer": optimizer.state_dict(), "draw": draw.getstate(), "records": records, "skipped": skipped},
+               staging / _STATE_FILE)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+
+
+def _load_state(folder: Path, projector: nn.Module, blank: nn.Parameter, optimizer: torch.optim.Optimizer,
+                draw: random.Random) -> tuple[int, list[dict[str, Any]], int]:
+    """Restore what :func:`_save_state` wrote; returns the steps done, the records so far and the steps skipped."""
+    saved = torch.load(folder / _STATE_FILE, map_location="cpu", weights_only=True)
+    projector.load_state_dict(saved["projector"])
+    with torch.no_grad():
+        blank.copy_(saved["blank"])  # the projector's own blank (just loaded) or the one aligning alone uses
+    optimizer.load_state_dict(saved["optimizer"])
+    version, internal, gauss = saved["draw"]
+    draw.setstate((version, tuple(internal), gauss))
+    return saved["step"], saved["records"], saved["skipped"]
 
 
 def _ctc_logits(projected: torch.Tensor, blank: torch.Tensor, targets: torch.Tensor, scale: float) -> torch.Tensor:
@@ -206,8 +254,11 @@ def _augment(frames: torch.Tensor, lengths: torch.Tensor, section: AlignSection,
 
 
 def align_before_training(model: SpeechLLM, caches: Mapping[str, EncoderCache], cuts: Iterable,
-                          section: AlignSection, seed: int) -> list[dict[str, float]]:
-    """Align the trainable semantic projector on ``cuts`` (see the module docstring)."""
+                          section: AlignSection, seed: int, state: Path | None = None, save: bool = True,
+                          on_record: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+    """Align the trainable semantic projector on ``cuts`` (see the module docstring; ``state``, ``save`` and
+    ``on_record`` as :func:`align_projector`'s)."""
     if "semantic" not in caches:
         raise ValueError("align needs the encoder cache (cache.enabled: true)")
-    return align_projector(model, "semantic", alignment_examples(model, cuts, caches["semantic"]), section, seed)
+    return align_projector(model, "semantic", alignment_examples(model, cuts, caches["semantic"]), section, seed,
+                           state, save, on_record)

@@ -265,20 +265,6 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     dist.broadcast(trainable.values())
     with dist.main_first():  # one process clears a stale cache and writes its cache.json, the others then read it
         caches = open_caches(recipe, model, writer_tag=str(dist.rank))
-    aligned = []
-    if recipe.align.steps and not resume:  # every process aligns alike (same seed, cache and cuts)
-        was_training = model.training
-        model.eval()
-        _fill(model, caches, recipe)
-        model.train(was_training)
-        cuts = (cut for m in recipe.data.train for cut in manifest_cuts(m.manifest, m.mode) if usable(cut, recipe.data))
-        aligned = align_before_training(model, caches, cuts, recipe.align, recipe.seed)
-    optimizer = torch.optim.AdamW(
-        trainable.values(), lr=recipe.optim.lr, betas=recipe.optim.betas, eps=recipe.optim.eps,
-        weight_decay=recipe.optim.weight_decay,
-    )
-    average = ProjectorAverage(trainable, recipe.average)
-
     # ---- data: weighted endless mix, duration buckets; each process gets its share of a global batch ----
     cuts, shares = training_cuts(recipe.data, recipe.seed)
     if dist.main:
@@ -286,11 +272,35 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
         logger.info("mix: %s", mix)
     sampler = training_sampler(cuts, recipe.data, recipe.seed, dist.world_size, dist.rank)
 
+    # ---- resume: from the newest checkpoint, or from the alignment when it came first ----
+    align_state = out / "checkpoints" / "align"
+    checkpoint = latest_checkpoint(out / "checkpoints") if resume is True else Checkpoint(Path(resume)) if resume else None
+    if resume and checkpoint is None and not (recipe.align.steps and align_state.is_dir()):
+        raise RunFolderError(f"--resume: no checkpoint under {out / 'checkpoints'}")
+    if dist.main:  # claimed once the run can start (a run that failed to start leaves no trace), before the
+        start_run_folder(recipe, overwrite)  # alignment, which saves its state into it
+    dist.barrier()
+    log = TrainLog(out, enabled=dist.main)
+    if recipe.align.steps and checkpoint is None:  # every process aligns alike (same seed, cache and cuts)
+        was_training = model.training
+        model.eval()
+        _fill(model, caches, recipe)
+        model.train(was_training)
+        align_cuts = (cut for m in recipe.data.train for cut in manifest_cuts(m.manifest, m.mode)
+                      if usable(cut, recipe.data))
+        align_before_training(model, caches, align_cuts, recipe.align, recipe.seed, state=align_state,
+                              save=dist.main, on_record=lambda record: log.write("align", record.pop("step"), record))
+        step0 = out / "exports" / "step-0"
+        if dist.main and recipe.run.export_every and not step0.is_dir():  # the learning curve's first point
+            save_model(model, step0)
+    optimizer = torch.optim.AdamW(
+        trainable.values(), lr=recipe.optim.lr, betas=recipe.optim.betas, eps=recipe.optim.eps,
+        weight_decay=recipe.optim.weight_decay,
+    )
+    average = ProjectorAverage(trainable, recipe.average)
+
     # ---- resume: weights, optimizer, average, sampler position, RNGs ----
     step = 0
-    checkpoint = latest_checkpoint(out / "checkpoints") if resume is True else Checkpoint(Path(resume)) if resume else None
-    if resume and checkpoint is None:
-        raise RunFolderError(f"--resume: no checkpoint under {out / 'checkpoints'}")
     if checkpoint is not None:
         state = checkpoint.state()
         load_projectors(model, checkpoint.projectors())
@@ -302,15 +312,6 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
         if dist.main:
             logger.info("resumed from %s at step %d", checkpoint.folder, step)
     batches = iter(sampler)
-    if dist.main:  # the folder is claimed once the run can start: a run that failed to start leaves no trace
-        start_run_folder(recipe, overwrite)
-    dist.barrier()
-
-    log = TrainLog(out, enabled=dist.main)
-    for record in aligned:
-        log.write("align", record.pop("step"), record)
-    if aligned and dist.main and recipe.run.export_every:  # the learning curve's first point: aligned only
-        save_model(model, out / "exports" / "step-0")
     progress = tqdm(total=recipe.run.max_steps, initial=step, disable=not (dist.main and recipe.run.progress), dynamic_ncols=True)
     window = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, tokens, samples since the last log line
     window_start = time.perf_counter()

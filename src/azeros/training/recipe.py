@@ -199,7 +199,8 @@ class AverageSection:
 @dataclass
 class AlignSection:
     """Stage 0 of stage 1: CTC of the semantic projector onto the LLM's token embeddings, before any LLM
-    pass (:mod:`azeros.training.align`). Runs only in a fresh run (not on ``--resume``).
+    pass (:mod:`azeros.training.align`). A ``--resume`` continues an interrupted alignment exactly (from
+    ``{output_dir}/checkpoints/align``) and never repeats a finished one.
 
     Attributes:
         steps: alignment steps (0: none).
@@ -214,6 +215,7 @@ class AlignSection:
         length_buckets: draw each batch from one of this many groups of utterances of similar length (1: from
             all): a batch is padded to its longest utterance, and random batches of the hear corpus are half
             padding.
+        save_every: steps between the alignment's checkpoints (it is also saved when it ends).
     """
 
     steps: int = 0
@@ -224,6 +226,7 @@ class AlignSection:
     frame_dropout: float = 0.0
     time_masks: int = 0
     length_buckets: int = 1
+    save_every: int = 500
 
 
 @dataclass
@@ -298,6 +301,8 @@ class TrainRecipe:
         if self.align.steps and ("semantic" not in self.model.train_roles or not self.cache.enabled):
             raise ConfigError("align.steps > 0 aligns the semantic projector from the encoder cache: it needs "
                               "'semantic' in model.train_roles and cache.enabled: true")
+        if self.align.save_every < 1:
+            raise ConfigError(f"align.save_every must be >= 1, got {self.align.save_every}")
         if self.align.length_buckets < 1:
             raise ConfigError(f"align.length_buckets must be >= 1 (1: batches drawn from all utterances), "
                               f"got {self.align.length_buckets}")

@@ -32,7 +32,7 @@ RECIPE_FILE = "recipe.yaml"
 # (run.max_steps moves the end of the cosine schedule: that is what extending a run means).
 RESUMABLE_CHANGES = frozenset({
     "run.max_steps", "run.device", "run.progress", "run.log_every", "run.valid_every", "run.save_every",
-    "run.keep_checkpoints", "run.export_every", "data.valid", "data.valid_max_cuts",
+    "run.keep_checkpoints", "run.export_every", "data.valid", "data.valid_max_cuts", "align.save_every",
 })
 
 # What a run writes into its folder (the encoder cache is kept: it is checked against the encoders on use).

@@ -456,6 +456,27 @@ def test_a_run_killed_while_aligning_resumes_to_the_weights_of_one_never_stopped
     assert steps[-1] == 400 and sorted(set(steps)) == list(range(50, 401, 50))  # every record; re-made ones last
 
 
+def test_a_recipe_whose_alignment_was_interrupted_is_continued_not_started_over(tmp_path, tiny_model_section,
+                                                                                manifests, monkeypatch, caplog):
+    from azeros.training import align, trained_model
+
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        tmp_path / "run", tiny_model_section, manifests, align={"steps": 20, "batch_size": 4, "save_every": 10},
+        run={"max_steps": 1})))
+    save = align._save_state
+
+    def save_then_die(folder, step, *rest):
+        save(folder, step, *rest)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(align, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        trained_model(recipe)  # what `azeros pipeline` and `azeros eval --systems RECIPE.yaml` call
+    monkeypatch.setattr(align, "_save_state", save)
+    with caplog.at_level(logging.INFO, logger="azeros.training.align"):
+        assert (trained_model(recipe) / "model.safetensors").is_file()
+    assert "align: continuing from step 10" in caplog.text
+
+
 def test_align_reads_what_it_heard_greedily_as_ctc_does():
     from azeros.training.align import _greedy_tokens
 

@@ -273,7 +273,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     sampler = training_sampler(cuts, recipe.data, recipe.seed, dist.world_size, dist.rank)
 
     # ---- resume: from the newest checkpoint, or from the alignment when it came first ----
-    align_state = out / "checkpoints" / "align"
+    align_state = _align_state(out)
     checkpoint = latest_checkpoint(out / "checkpoints") if resume is True else Checkpoint(Path(resume)) if resume else None
     if resume and checkpoint is None and not (recipe.align.steps and align_state.is_dir()):
         raise RunFolderError(f"--resume: no checkpoint under {out / 'checkpoints'}")
@@ -421,15 +421,21 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
 def trained_model(recipe: TrainRecipe) -> Path:
     """A recipe's exported model: the one already in ``{output_dir}/final``, or trained now.
 
-    An unfinished run of the recipe is continued from its newest checkpoint (refused if the recipe changed);
-    a folder with no checkpoint starts over.
+    An unfinished run of the recipe is continued from its newest checkpoint, or its alignment's saved state
+    (refused if the recipe changed); a folder with neither starts over.
     """
     final = Path(recipe.output_dir) / "final"
     if (final / "model.safetensors").is_file():
         logger.info("%s exists: already trained", final)
         return final
-    resume = latest_checkpoint(Path(recipe.output_dir) / "checkpoints") is not None
+    out = Path(recipe.output_dir)
+    resume = latest_checkpoint(out / "checkpoints") is not None or bool(recipe.align.steps and _align_state(out).is_dir())
     return train(recipe, resume=resume, overwrite=not resume)
+
+
+def _align_state(out: Path) -> Path:
+    """Where a run's alignment saves its state (beside the training checkpoints, never taken for one)."""
+    return out / "checkpoints" / "align"
 
 
 def model_folder(source: str | Path) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from azeros.data import Utterance
 from azeros.models import SpeechLLM
 from azeros.text import edit_distance
 from azeros.training.cache import EncoderCache
+from azeros.training.checkpoint import python_random_state, written_whole
 from azeros.training.data import at_model_rate
 from azeros.training.recipe import AlignSection
 
@@ -156,7 +156,7 @@ def align_projector(model: SpeechLLM, role: str, examples: list[AlignExample], s
         if state is not None and save and (step % section.save_every == 0 or step == section.steps):
             _save_state(state, step, projector, blank, optimizer, draw, records, skipped)
     projector.zero_grad(set_to_none=True)
-    return [dict(record) for record in records]
+    return records
 
 
 _STATE_FILE = "state.pt"
@@ -164,15 +164,11 @@ _STATE_FILE = "state.pt"
 
 def _save_state(folder: Path, step: int, projector: nn.Module, blank: nn.Parameter, optimizer: torch.optim.Optimizer,
                 draw: random.Random, records: list[dict[str, float]], skipped: int) -> None:
-    """Write the alignment's state to ``folder`` through a staging folder, so a kill mid-save keeps the last."""
-    staging = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    torch.save({"step": step, "projector": projector.state_dict(), "blank": blank.detach().clone(),
-                "optimizer": optimizer.state_dict(), "draw": draw.getstate(), "records": records, "skipped": skipped},
-               staging / _STATE_FILE)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    """Write the alignment's state to ``folder``, whole or not at all."""
+    with written_whole(folder) as staging:
+        torch.save({"step": step, "projector": projector.state_dict(), "blank": blank.detach().clone(),
+                    "optimizer": optimizer.state_dict(), "draw": draw.getstate(), "records": records,
+                    "skipped": skipped}, staging / _STATE_FILE)
 
 
 def _load_state(folder: Path, projector: nn.Module, blank: nn.Parameter, optimizer: torch.optim.Optimizer,
@@ -183,8 +179,7 @@ def _load_state(folder: Path, projector: nn.Module, blank: nn.Parameter, optimiz
     with torch.no_grad():
         blank.copy_(saved["blank"])  # the projector's own blank (just loaded) or the one aligning alone uses
     optimizer.load_state_dict(saved["optimizer"])
-    version, internal, gauss = saved["draw"]
-    draw.setstate((version, tuple(internal), gauss))
+    draw.setstate(python_random_state(saved["draw"]))
     return saved["step"], saved["records"], saved["skipped"]
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["Checkpoint", "latest_checkpoint", "rng_state", "set_rng_state"]
+__all__ = ["Checkpoint", "latest_checkpoint", "python_random_state", "rng_state", "set_rng_state", "written_whole"]
 
 _PREFIX = "step-"
 
@@ -45,8 +47,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, keys.numpy(), *rest))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
+    random.setstate(python_random_state(state["python"]))
+
+
+def python_random_state(saved: Sequence[Any]) -> tuple:
+    """A ``random.Random`` state as ``setstate`` takes it, from what ``getstate`` gave and a checkpoint read back
+    (a list where there was a tuple)."""
+    version, internal, gauss = saved
+    return version, tuple(internal), gauss
+
+
+@contextmanager
+def written_whole(folder: Path) -> Iterator[Path]:
+    """A staging folder to write into; it replaces ``folder`` once the block ends without error, so a kill
+    mid-write leaves the previous ``folder`` intact."""
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
 
 
 @dataclass
@@ -72,14 +92,10 @@ class Checkpoint:
         """Write ``root/step-{step}/`` atomically and prune all but the newest ``keep`` checkpoints."""
         root = Path(root)
         final = root / f"{_PREFIX}{step}"
-        staging = root / f".{_PREFIX}{step}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        save_file(projectors, staging / "projectors.safetensors")
-        save_file(average, staging / "average.safetensors")
-        torch.save(state, staging / "state.pt")
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
+        with written_whole(final) as staging:
+            save_file(projectors, staging / "projectors.safetensors")
+            save_file(average, staging / "average.safetensors")
+            torch.save(state, staging / "state.pt")
         for old in sorted(_checkpoints(root), key=lambda c: c.step)[:-keep or None]:
             shutil.rmtree(old.folder)
         return cls(final)

@@ -273,9 +273,8 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
     sampler = training_sampler(cuts, recipe.data, recipe.seed, dist.world_size, dist.rank)
 
     # ---- resume: from the newest checkpoint, or from the alignment when it came first ----
-    align_state = _align_state(out)
     checkpoint = latest_checkpoint(out / "checkpoints") if resume is True else Checkpoint(Path(resume)) if resume else None
-    if resume and checkpoint is None and not (recipe.align.steps and align_state.is_dir()):
+    if resume and checkpoint is None and not _alignment_started(recipe):
         raise RunFolderError(f"--resume: no checkpoint under {out / 'checkpoints'}")
     if dist.main:  # claimed once the run can start (a run that failed to start leaves no trace), before the
         start_run_folder(recipe, overwrite)  # alignment, which saves its state into it
@@ -288,7 +287,7 @@ def train(recipe: TrainRecipe, resume: bool | str = False, overwrite: bool = Fal
         model.train(was_training)
         align_cuts = (cut for m in recipe.data.train for cut in manifest_cuts(m.manifest, m.mode)
                       if usable(cut, recipe.data))
-        align_before_training(model, caches, align_cuts, recipe.align, recipe.seed, state=align_state,
+        align_before_training(model, caches, align_cuts, recipe.align, recipe.seed, state=_align_state(out),
                               save=dist.main, on_record=lambda record: log.write("align", record.pop("step"), record))
         step0 = out / "exports" / "step-0"
         if dist.main and recipe.run.export_every and not step0.is_dir():  # the learning curve's first point
@@ -428,14 +427,18 @@ def trained_model(recipe: TrainRecipe) -> Path:
     if (final / "model.safetensors").is_file():
         logger.info("%s exists: already trained", final)
         return final
-    out = Path(recipe.output_dir)
-    resume = latest_checkpoint(out / "checkpoints") is not None or bool(recipe.align.steps and _align_state(out).is_dir())
+    resume = latest_checkpoint(Path(recipe.output_dir) / "checkpoints") is not None or _alignment_started(recipe)
     return train(recipe, resume=resume, overwrite=not resume)
 
 
 def _align_state(out: Path) -> Path:
     """Where a run's alignment saves its state (beside the training checkpoints, never taken for one)."""
     return out / "checkpoints" / "align"
+
+
+def _alignment_started(recipe: TrainRecipe) -> bool:
+    """Whether the recipe's run has an alignment state to continue from (saved before any training checkpoint)."""
+    return bool(recipe.align.steps) and _align_state(Path(recipe.output_dir)).is_dir()
 
 
 def model_folder(source: str | Path) -> Path:

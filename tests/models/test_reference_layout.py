@@ -146,6 +146,9 @@ def test_saving_in_the_reference_layout_writes_the_same_folder_back(reference_fo
     reloaded = load_model(out)
     wave = [(noise(1.1), 16000)]
     assert generate(reloaded, wave, params=PARAMS)[0].token_ids == generate(model, wave, params=PARAMS)[0].token_ids
+    model.config.projector_context_layers = 1  # the reference's projectors have no layers between their two
+    with pytest.raises(ValueError, match="Linear-ReLU-Linear"):
+        save_model(model, tmp_path / "refused", layout="reference")
 
 
 def test_bad_reference_folders_are_one_clear_error(reference_folder, tmp_path, tokenizer):

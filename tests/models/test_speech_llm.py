@@ -241,6 +241,39 @@ def test_projector_stacks_frames_in_time_order():
     assert out[0, :, 0].tolist() == [frames[0, 1, 0].item(), frames[0, 5, 0].item()]
 
 
+def test_context_layers_let_a_position_see_the_others_alone_or_batched():
+    frames = torch.randn(2, 24, 8, generator=torch.Generator().manual_seed(0))  # [b, t, d]
+    lengths = torch.tensor([24, 14])
+    frames[1, 14:] = 0.0
+    later = frames.clone()
+    later[:, 12:14] += 1.0  # only frames of the last stack of row 1 (and the middle of row 0) change
+    plain = Projector(8, 32, stack=2, hidden=64)
+    seeing = Projector(8, 32, stack=2, hidden=64, context_layers=2)
+    for projector in (plain, seeing):
+        projector.eval()
+    first = lambda projector, x: projector(x, lengths)[0][:, 0]  # noqa: E731  [b, H], position 0
+    assert torch.equal(first(plain, frames), first(plain, later))  # 2 frames at a time: blind to later frames
+    assert not torch.allclose(first(seeing, frames), first(seeing, later))  # sees them
+    out, counts = seeing(frames, lengths)
+    alone, _ = seeing(frames[1:, :14], lengths[1:])  # padding changes nothing
+    assert counts.tolist() == [12, 7] and torch.allclose(alone[0], out[1, :7], atol=1e-5)
+    assert seeing(frames[:, :1], torch.tensor([1, 1]))[0].shape == (2, 0, 32)  # shorter than one stack
+    with pytest.raises(ValueError, match="multiple of 64"):
+        Projector(8, 32, hidden=96, context_layers=1)
+
+
+def test_reset_parameters_draws_every_weight_from_the_seed():
+    def drawn(noise_first: int) -> dict:
+        torch.manual_seed(noise_first)  # whatever the RNG did before the model was built
+        projector = Projector(8, 32, stack=2, hidden=64, compress=True, context_layers=1)
+        torch.manual_seed(0)
+        projector.reset_parameters()
+        return projector.state_dict()
+
+    a, b = drawn(1), drawn(2)
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+
+
 def test_compression_keeps_one_position_per_token_run_and_the_span_length():
     projector = Projector(8, 64, stack=2, compress=True)
     vocabulary = torch.randn(20, 64, generator=torch.Generator().manual_seed(0))  # [V, H], far apart
@@ -296,6 +329,24 @@ def test_a_sharp_read_out_gives_the_llm_the_token_heard_not_a_blend_of_the_vocab
     assert SpeechLLMConfig.from_dict(config.to_dict()).compress_read_scale == 1000.0  # saved with the model
     assert SpeechLLMConfig.from_dict({**config.to_dict(), "compress_read_scale": 20.0}) == SpeechLLMConfig(
         llm="tiny", encoders=[EncoderSpec("whisper", "semantic")])  # older folders read as before
+
+
+def test_a_model_with_context_layers_saves_and_loads_them(tokenizer, tmp_path):
+    model = SpeechLLM(
+        SpeechLLMConfig(llm="tiny", encoders=[EncoderSpec("whisper", "semantic")], dtype="fp32", projector_hidden=64,
+                        projector_context_layers=1),
+        llm=tiny_llm("llama", len(tokenizer), 0), tokenizer=tokenizer,
+        encoders={"semantic": WhisperEncoder(config=TINY_WHISPER, seed=0)})
+    waves = [noise(1.3, seed=1), noise(2.2, seed=2)]
+
+    def logits(m):
+        batch = build_batch(m, [question(m), question(m)], encode_audio(m, [[w] for w in waves]), answers=["Hi."] * 2)
+        return m(batch, return_logits=True).logits
+
+    folder = save_model(model, tmp_path / "model", include_llm=True)
+    assert any(".context." in name for name in load_file(folder / "model.safetensors"))
+    loaded = load_model(folder)
+    assert loaded.config.projector_context_layers == 1 and torch.equal(logits(model), logits(loaded))
 
 
 def test_a_compressing_model_saves_its_blank_and_refuses_weights_without_one(tokenizer, tmp_path):

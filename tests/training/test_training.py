@@ -396,13 +396,15 @@ def test_align_teaches_the_semantic_projector_the_transcripts_tokens_before_the_
     assert not all(torch.equal(a[k], b[k]) for k in a)  # the LLM passes started from the aligned projector
 
 
+@pytest.mark.parametrize("context_layers", [0, 1])
 def test_an_interrupted_alignment_continues_from_its_saved_state_exactly(tmp_path, tiny_model_section, manifests,
-                                                                          monkeypatch):
+                                                                          monkeypatch, context_layers):
     from azeros.training import align
     from azeros.training.loop import _fill, open_caches
     from azeros.training.recipe import AlignSection
 
-    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "run", tiny_model_section, manifests)))
+    model_section = {**tiny_model_section, "projector_hidden": 64, "projector_context_layers": context_layers}
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "run", model_section, manifests)))
     section = AlignSection(steps=30, batch_size=4, lr=1e-2, frame_dropout=0.1, time_masks=1, save_every=10)
 
     def aligned(seed: int, state: Path) -> tuple[dict, list]:

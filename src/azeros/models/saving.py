@@ -221,7 +221,8 @@ def _check_reference_shape(model: SpeechLLM) -> None:
     if others:
         raise ValueError(f"the reference layout holds Zipformer encoders; this model has {', '.join(others)}")
     width = model.llm.get_input_embeddings().embedding_dim
-    if model.config.projector_compress or model.config.projector_hidden not in (None, width):
+    if (model.config.projector_compress or model.config.projector_context_layers
+            or model.config.projector_hidden not in (None, width)):
         raise ValueError("the reference layout holds Linear-ReLU-Linear projectors as wide as the LLM, uncompressed")
 
 

@@ -59,6 +59,8 @@ class SpeechLLMConfig:
         encoders: the encoders, semantic first.
         projector_stack: k, frames concatenated per LLM position.
         projector_hidden: hidden width of the projectors (``None``: the LLM's width).
+        projector_context_layers: Transformer layers inside each projector
+            (:class:`azeros.models.projector.Projector`; 0: the paper's two linear layers).
         projector_compress: the semantic projector's outputs are CTC-compressed before the LLM reads them
             (:class:`azeros.models.projector.Projector`; needs a projector aligned by CTC first).
         compress_read_scale: how sharply a compressed position reads the token heard: the scale of the
@@ -79,6 +81,7 @@ class SpeechLLMConfig:
     encoders: list[EncoderSpec]
     projector_stack: int = 4
     projector_hidden: int | None = None
+    projector_context_layers: int = 0
     projector_compress: bool = False
     compress_read_scale: float = ALIGN_SCALE
     chat_mode: str | None = None
@@ -193,7 +196,8 @@ class SpeechLLM(nn.Module):
             {
                 role: Projector(self.encoders[role].dim, width, config.projector_stack, config.projector_hidden,
                                 compress=config.projector_compress and role == "semantic",
-                                read_scale=config.compress_read_scale)
+                                read_scale=config.compress_read_scale,
+                                context_layers=config.projector_context_layers)
                 for role in self.roles
             }
         )

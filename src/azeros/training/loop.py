@@ -61,6 +61,7 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     config = SpeechLLMConfig(
         llm=section.llm, encoders=[EncoderSpec(**spec) for spec in section.encoders],
         projector_stack=section.projector_stack, projector_hidden=section.projector_hidden,
+        projector_context_layers=section.projector_context_layers,
         projector_compress=section.projector_compress, compress_read_scale=section.compress_read_scale,
         dtype=section.dtype,
         chat_mode=section.chat_mode, chat_template=section.chat_template,
@@ -68,10 +69,7 @@ def build_model(section: ModelSection, seed: int, verbose: bool = True) -> Speec
     model = SpeechLLM(config)
     torch.manual_seed(seed)
     for projector in model.projectors.values():
-        projector.linear1.reset_parameters()
-        projector.linear2.reset_parameters()
-        if projector.blank is not None:
-            torch.nn.init.normal_(projector.blank, 0.0, 0.02)
+        projector.reset_parameters()
     if section.init_roles:
         try:
             loaded = load_projectors(model, section.init_from, roles=section.init_roles)

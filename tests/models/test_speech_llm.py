@@ -333,10 +333,12 @@ def test_a_sharp_read_out_gives_the_llm_the_token_heard_not_a_blend_of_the_vocab
 
 def test_a_model_with_context_layers_saves_and_loads_them(tokenizer, tmp_path):
     model = SpeechLLM(
-        SpeechLLMConfig(llm="tiny", encoders=[EncoderSpec("whisper", "semantic")], dtype="fp32", projector_hidden=64,
-                        projector_context_layers=1),
+        SpeechLLMConfig(llm="tiny", encoders=[EncoderSpec("whisper", "semantic"), EncoderSpec("ge2e", "paralinguistic")],
+                        dtype="fp32", projector_hidden=64, projector_context_layers=1),
         llm=tiny_llm("llama", len(tokenizer), 0), tokenizer=tokenizer,
-        encoders={"semantic": WhisperEncoder(config=TINY_WHISPER, seed=0)})
+        encoders={"semantic": WhisperEncoder(config=TINY_WHISPER, seed=0), "paralinguistic": GE2EEncoder(seed=0)})
+    # the layers are the semantic projector's, which hears the words; the paralinguistic one stays the paper's
+    assert model.projectors["semantic"].context is not None and model.projectors["paralinguistic"].context is None
     waves = [noise(1.3, seed=1), noise(2.2, seed=2)]
 
     def logits(m):

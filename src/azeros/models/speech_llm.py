@@ -59,7 +59,7 @@ class SpeechLLMConfig:
         encoders: the encoders, semantic first.
         projector_stack: k, frames concatenated per LLM position.
         projector_hidden: hidden width of the projectors (``None``: the LLM's width).
-        projector_context_layers: Transformer layers inside each projector
+        projector_context_layers: Transformer layers inside the semantic projector, which hears the words
             (:class:`azeros.models.projector.Projector`; 0: the paper's two linear layers).
         projector_compress: the semantic projector's outputs are CTC-compressed before the LLM reads them
             (:class:`azeros.models.projector.Projector`; needs a projector aligned by CTC first).
@@ -197,7 +197,7 @@ class SpeechLLM(nn.Module):
                 role: Projector(self.encoders[role].dim, width, config.projector_stack, config.projector_hidden,
                                 compress=config.projector_compress and role == "semantic",
                                 read_scale=config.compress_read_scale,
-                                context_layers=config.projector_context_layers)
+                                context_layers=config.projector_context_layers if role == "semantic" else 0)
                 for role in self.roles
             }
         )

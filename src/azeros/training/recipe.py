@@ -58,8 +58,8 @@ class ModelSection:
         encoders: ``[{kind, role, options}]``, semantic first.
         projector_stack: frames concatenated per LLM position (k).
         projector_hidden: projector hidden width (``None``: the LLM's width).
-        projector_context_layers: Transformer layers inside each projector (0: the paper's projector; see
-            :class:`azeros.models.projector.Projector`).
+        projector_context_layers: Transformer layers inside the semantic projector (0: the paper's projector;
+            see :class:`azeros.models.projector.Projector`).
         projector_compress: CTC-compress the semantic projector's outputs (needs ``align.steps`` > 0 or a
             compressing projector to start from; :class:`azeros.models.projector.Projector`).
         compress_read_scale: how sharply the LLM reads a compressed position's token (see

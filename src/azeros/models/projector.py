@@ -167,7 +167,8 @@ class Projector(nn.Module):
 
 class _Context(nn.Module):
     """Pre-norm Transformer layers over projected positions, after a depthwise convolution that gives them
-    their relative order (wav2vec 2.0's convolutional position embedding, kernel 5: +-2 positions).
+    their relative order (a convolutional position embedding as in wav2vec 2.0, here depthwise with kernel 5:
+    +-2 positions).
 
     Padded positions are zeroed before the convolution (whose own padding is zeros) and masked out of
     attention, so each utterance's outputs are the same alone or in a batch.
@@ -186,12 +187,13 @@ class _Context(nn.Module):
 
     def reset_parameters(self) -> None:
         for module in self.modules():
-            if isinstance(module, nn.MultiheadAttention):  # torch's own init of it, which has no public name
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        for module in self.modules():  # after its out_proj: torch's own init of attention, which has no public name
+            if isinstance(module, nn.MultiheadAttention):
                 nn.init.xavier_uniform_(module.in_proj_weight)
                 nn.init.zeros_(module.in_proj_bias)
                 nn.init.zeros_(module.out_proj.bias)
-            elif module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
 
     def forward(self, hidden: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """``[b, n, width]`` -> ``[b, n, width]``; ``counts`` ``[b]`` valid positions per row."""

@@ -187,13 +187,11 @@ class _Context(nn.Module):
 
     def reset_parameters(self) -> None:
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        for module in self.modules():  # after its out_proj: torch's own init of attention, which has no public name
-            if isinstance(module, nn.MultiheadAttention):
-                nn.init.xavier_uniform_(module.in_proj_weight)
+            if isinstance(module, nn.MultiheadAttention):  # torch's init of its input projection (no public name);
+                nn.init.xavier_uniform_(module.in_proj_weight)  # its out_proj is a Linear, reset as one next
                 nn.init.zeros_(module.in_proj_bias)
-                nn.init.zeros_(module.out_proj.bias)
+            elif module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
 
     def forward(self, hidden: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """``[b, n, width]`` -> ``[b, n, width]``; ``counts`` ``[b]`` valid positions per row."""

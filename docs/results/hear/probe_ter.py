@@ -20,13 +20,13 @@ from azeros.training.recipe import load_recipe
 
 recipe_file, *folders = sys.argv[1:]
 recipe = load_recipe(recipe_file)
-model = load_model(folders[0])
+first = load_model(folders[0])  # its tokenizer and encoder read the run's utterances (every folder's are the same)
 cuts = (cut for m in recipe.data.train for cut in manifest_cuts(m.manifest, m.mode) if usable(cut, recipe.data))
-examples = alignment_examples(model, cuts, open_caches(recipe, model)["semantic"])
+examples = alignment_examples(first, cuts, open_caches(recipe, first)["semantic"])
 probe = random.Random(recipe.seed).sample(examples, min(PROBE_UTTERANCES, len(examples)))
 vocab = sorted({i for example in examples for i in example.token_ids})
 for folder in folders:
-    model = load_model(folder)
+    model = first if folder == folders[0] else load_model(folder)
     targets = nn.functional.normalize(model.llm.get_input_embeddings().weight.detach().float()[vocab], dim=-1)
     projector = model.projectors["semantic"].eval()
     print(folder, _heard_token_error_rate(projector, projector.blank, targets, vocab, probe, recipe.align.scale), flush=True)

@@ -3,8 +3,8 @@
 Run from the repository root (``python examples/demo.py``): it reads ``models/azeros-mini`` and
 ``recipes/mini.yaml`` and writes under ``exp/``.
 
-(a) The shipped model (``models/azeros-mini``: SmolLM2-135M-Instruct and Whisper tiny.en frozen, one small
-    projector trained here on CPU) answers spoken questions it never heard, by voices
+(a) The shipped model (``models/azeros-mini``: SmolLM2-135M-Instruct, Whisper tiny.en and GE2E frozen, two small
+    projectors trained here on CPU) answers spoken questions it never heard, by voices
     and engines it never heard; beside each answer, what the same frozen LLM answers when it reads the
     words. Then its held-out figures: spoken-QA accuracy beside the text-only LLM's on the same items (and
     relative to it), content-word recall when asked to repeat real recordings, and the speaker's gender and

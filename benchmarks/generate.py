@@ -12,7 +12,14 @@ dtype, greedy decoding and a 256-token limit:
     batches than padded generate, where a wider batch also means more rows waiting for the longest answer.
 
 Useful tokens are the answers' tokens up to their end (what a manifest keeps). The degenerate-output stop
-is disabled here so both methods write the same answers. The last line is a JSON object.
+is disabled here so both methods write the same answers. ``peak_fraction`` is ours' useful tokens/s at two
+FLOPs per weight per token (the decoding matmuls' work; prefill and attention not counted) over the fp32
+matmul peak (the best of its measures before and after the methods run: this machine's rate drifts by
+~15% within minutes). ``matmul_bound_tokens_per_s`` is what ours would reach if a decoding step cost
+only its matmuls: each step's LLM linear layers (the LM head included) timed alone at the rows that step
+decodes (when every prompt starts together: ``--cuts`` <= the most rows), with their weights streaming from
+memory as in a real step; prefill, attention, norms and all overhead cost nothing there. The last line is a
+JSON object.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from transformers import GenerationConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_cuts import TRANSCRIPTS  # noqa: E402
+from train import matmul_peak  # noqa: E402
 
 from azeros.selfgen.base import Request  # noqa: E402
 from azeros.selfgen.transformers_backend import TransformersBackend  # noqa: E402
@@ -54,6 +62,32 @@ def reference_method(backend: TransformersBackend, prompts: list[list[int]], bat
     return answers
 
 
+def linear_seconds(llm: torch.nn.Module, rows: int, repeats: int = 3) -> float:
+    """Seconds the LLM's linear layers (a decoding step's matmuls) take on ``rows`` rows, best of ``repeats``."""
+    weights = [m.weight for m in llm.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = {w.shape[1]: torch.randn(rows, w.shape[1], dtype=w.dtype, device=w.device) for w in weights}
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for weight in weights:
+                torch.nn.functional.linear(inputs[weight.shape[1]], weight)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def decoding_rows(steps: list[int]) -> list[int]:
+    """Rows decoded at each step when every answer starts together and answer ``i`` takes ``steps[i]`` steps."""
+    return [sum(n >= step for n in steps) for step in range(1, max(steps, default=0) + 1)]
+
+
+def matmul_bound_seconds(llm: torch.nn.Module, steps: list[int]) -> float:
+    """Seconds of decoding steps that cost only their matmuls (see :func:`decoding_rows`)."""
+    active = decoding_rows(steps)
+    per_rows = {rows: linear_seconds(llm, rows) for rows in set(active)}
+    return sum(per_rows[rows] for rows in active)
+
+
 def main() -> None:
     """Run both methods and print their useful tokens/s and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -66,6 +100,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
 
+    peak = matmul_peak()
     backend = TransformersBackend(args.model, dtype=args.dtype, device=args.device, max_batch=args.max_batch or args.batch_size,
                                   max_new_tokens=args.max_new_tokens, repeat_limit=args.max_new_tokens + 1)
     mode = get_mode("sift_s")
@@ -95,6 +130,12 @@ def main() -> None:
         "identical_outputs": identical,
     }
     figures["ratio"] = round(figures["ours_tokens_per_s"] / figures["reference_tokens_per_s"], 2)
+    peak = max(peak, matmul_peak())
+    print(f"matmul peak (fp32, 2048^3): {peak:.1f} GFLOP/s", file=sys.stderr)
+    weights = sum(m.weight.numel() for m in backend.llm.modules() if isinstance(m, torch.nn.Linear))
+    figures["matmul_peak_gflops"] = round(peak, 1)
+    figures["ours_gflops"] = round(2 * weights * figures["ours_tokens_per_s"] / 1e9, 1)
+    figures["peak_fraction"] = round(figures["ours_gflops"] / peak, 3)
     # Rows the reference decodes: every row of a batch runs until the batch's longest answer ends (its stop
     # token included, the limit excepted). Useful tokens over these rows is its waste; removing the waste
     # alone can speed it up by at most row_steps / useful tokens when a decoding step costs the same per row.
@@ -103,6 +144,13 @@ def main() -> None:
                     for batch in (lengths[i:i + args.batch_size] for i in range(0, len(lengths), args.batch_size)))
     figures["reference_row_steps"] = row_steps
     figures["waste_bound"] = round(row_steps / reference_tokens, 2)
+    if len(requests) <= backend.max_batch:
+        # A row decodes one step per answer token after the first (which prefill writes), plus its stop token.
+        steps = [min(result.num_tokens, args.max_new_tokens - 1) for result in ours.values()]
+        bound = matmul_bound_seconds(backend.llm, steps)
+        figures["matmul_bound_seconds"] = round(bound, 2)
+        figures["matmul_bound_tokens_per_s"] = round(ours_tokens / bound, 1)
+        figures["matmul_bound_peak_fraction"] = round(2 * weights * ours_tokens / bound / 1e9 / peak, 3)
     print(json.dumps(figures))
 
 

@@ -1,6 +1,6 @@
 """Where the time of a training step and of decoding goes (torch.profiler), as shares of the wall time.
 
-    .venv/bin/python benchmarks/profile_steps.py [--steps 4] [--batch 8] [--cuts 32] [--max-new-tokens 64]
+    .venv/bin/python benchmarks/profile_steps.py [--steps 4] [--batch 8] [--cuts 64] [--max-new-tokens 256]
 
 Training: the training loop's own steps (the model built, the encoder cache filled and one step run first,
 untimed; then each step: the batch built from the cache, split into micro-batches as ``data.max_tokens_per_forward``
@@ -116,8 +116,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="training steps profiled")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--cuts", type=int, default=32, help="prompts decoded together")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--cuts", type=int, default=64, help="prompts decoded together")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
     args = parser.parse_args()
     torch.manual_seed(0)
     training, training_wall = profile_training(Path(tempfile.mkdtemp(prefix="azeros-profile-")), args.steps, args.batch)

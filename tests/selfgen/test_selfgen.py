@@ -456,6 +456,14 @@ def test_label_mentions_are_whole_words(response, value, found):
     assert _mentions(response, value) is found
 
 
+def test_the_generation_benchmarks_matmul_bound_decodes_each_row_once_per_answer_step():
+    from generate import decoding_rows  # benchmarks/generate.py
+
+    assert decoding_rows([3, 1, 0]) == [2, 1, 1]  # the empty answer decodes nothing; step 1 has both others
+    assert sum(decoding_rows([5, 2, 7])) == 14  # every row-step counted once
+    assert decoding_rows([]) == []
+
+
 @pytest.mark.real_weights
 def test_real_smollm2_matches_hf_generate():
     from transformers import GenerationConfig

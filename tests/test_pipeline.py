@@ -4,12 +4,16 @@ targets -> stage 1 -> stage 2 -> answer (the demo's part (b), smaller)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from azeros.data import Utterance, read_cuts, target_of
 from azeros.inference import GenerationParams, generate, load_model
-from azeros.pipeline import ablation_models, answer_modes, run_pipeline
+from azeros.errors import ConfigError
+from azeros.pipeline import ablation_models, answer_modes, load_pipeline_recipe, run_pipeline
+from azeros.selfgen.check import declines
 
 pytestmark = pytest.mark.real_weights
 
@@ -42,6 +46,16 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     assert len(sentences) == 4 and all(target_of(c).mode == "tsit_s" for c in sentences)
     assert "targets/sentences/tsit_s_0.jsonl.gz" in (final / "stage1.yaml").read_text()
     assert "sentences" not in (final / "stage2.yaml").read_text()
+    # stage 2 (as recipes/mini.yaml says): SIFT_s and the sp mode(s) without their declining targets, plus TSIT_s
+    stage2_train = yaml.safe_load((final / "stage2.yaml").read_text())["data"]["train"]
+    manifests = {Path(entry["manifest"]).name: (Path(entry["manifest"]).parent.name, entry["weight"])
+                 for entry in stage2_train}
+    assert manifests == {"sift_s_0.jsonl.gz": ("stage2_kept", 1.0), "tsit_s_0.jsonl.gz": ("train", 0.03),
+                         **{f"{mode}_0.jsonl.gz": ("stage2_kept", 1.0) for mode in sp_modes}}
+    for mode in ["sift_s", *sp_modes]:
+        every = [target_of(c).response for c in read_cuts(out / "targets" / "train" / f"{mode}_0.jsonl.gz")]
+        kept = [target_of(c).response for c in read_cuts(out / "stage2_kept" / f"{mode}_0.jsonl.gz")]
+        assert kept == [response for response in every if not declines(response)]
     for stage in ("stage1", "stage2"):
         assert (final / f"{stage}_curves.png").stat().st_size > 0
         assert (final / f"{stage}.yaml").read_text().startswith("# written by azeros pipeline")
@@ -70,6 +84,17 @@ def test_the_pipeline_builds_a_model_that_answers(tmp_path):
     for name, folder in models.items():
         assert load_model(folder).roles[0] == "semantic", name
     assert (out / "ablation_sit_s.yaml").read_text().startswith("# written by azeros pipeline")
+
+
+@pytest.mark.parametrize(("override", "refused"), [
+    ("stage2_targets.sift_s.weight=2.0", "stage2_targets.sift_s: stage 2 trains on SIFT_s"),
+    ("stage2_targets.sit_sp.weight=2.0", "stage2_targets.sit_sp: stage 2 trains on SIFT_s"),
+    ("stage2_targets.tsit_s.max_new_tokens=8", "stage2_targets.tsit_s: stage 1 writes this mode's targets"),
+    ("stage2_targets.nope.weight=1.0", "stage2_targets: unknown mode"),
+])
+def test_stage2_targets_that_would_clash_with_the_targets_stage_2_has_are_refused(override, refused):
+    with pytest.raises(ConfigError, match=refused):
+        load_pipeline_recipe("recipes/mini.yaml", [override])
 
 
 def test_a_sit_trained_model_answers_in_the_sift_s_context():

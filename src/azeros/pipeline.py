@@ -13,7 +13,9 @@ function on a small slice (``key=value`` overrides). Each stage writes its own f
 * ``targets/``: stage 1's modes (``stage1_targets``: SIFT_s, and TSIT_s in the shipped recipe, each with
   its own number of cuts, answer length and mix weight) and the picked sp mode(s), for train and dev;
 * ``stage1/``: the semantic projector on stage 1's mix (its recipe is written as ``stage1.yaml``);
-* ``stage2/``: the paralinguistic projector on SIFT_s + the sp mode(s), the semantic one loaded and frozen.
+* ``stage2/``: the paralinguistic projector on SIFT_s + the sp mode(s) (+ ``stage2_targets``' modes, e.g. TSIT_s),
+  the semantic one loaded and frozen; with ``generate.drop_declines`` on the targets in which the LLM did not
+  decline (copies in ``stage2_kept/``).
 
 The recipe is typed (:class:`PipelineRecipe`, read by :mod:`azeros.config` like a training recipe): unknown
 keys are refused and every value, overrides included (``corpus.num_utterances=60``), is checked against its
@@ -44,7 +46,14 @@ from azeros.data.wordnet import wordnet_sentences
 from azeros.errors import ConfigError
 from azeros.eval import EvalConfig, EvalOutcome, evaluate
 from azeros.llm.loading import load_tokenizer
-from azeros.selfgen import GenerateConfig, build_backend, elicit_report, output_paths, run_generation
+from azeros.selfgen import (
+    GenerateConfig,
+    build_backend,
+    elicit_report,
+    output_paths,
+    run_generation,
+    write_without_declines,
+)
 from azeros.text import get_mode
 from azeros.training import TrainRecipe, load_recipe, model_folder, trained_model
 from azeros.training.recipe import TrainManifest
@@ -134,6 +143,10 @@ class GenerateSection:
         sp_candidates: the sp modes the self-elicit check chooses from.
         check_sample: training cuts the check generates targets for.
         limit: cuts per split of the sp targets (stage 2).
+        drop_declines: stage 2 trains only on the targets in which the LLM did not decline
+            (:func:`azeros.selfgen.check.declines`): a small LLM declines about half of its sp answers ("I'm sorry,
+            as a chatbot I can't..."), and a projector trained on them learns to decline where it is asked to
+            repeat or answer (docs/results/hear). Validation keeps every target.
     """
 
     model: str = "smollm2-135m-instruct"
@@ -143,16 +156,17 @@ class GenerateSection:
     sp_candidates: list[str] = field(default_factory=lambda: ["sift_sp", "sit_sp"])
     check_sample: int = 50
     limit: SplitLimits = field(default_factory=SplitLimits)
+    drop_declines: bool = False
 
 
 @dataclass
 class StageTargets:
-    """One of stage 1's target modes.
+    """A target mode of a stage's mix.
 
     Attributes:
         limit: cuts per split (``None``: ``generate.limit``).
         max_new_tokens: answer length limit (``None``: ``generate.max_new_tokens``).
-        weight: its share of stage 1's mix (x the manifest's size).
+        weight: its share of the stage's mix (x the manifest's size).
     """
 
     limit: SplitLimits | None = None
@@ -184,6 +198,8 @@ class PipelineRecipe:
         corpus: the synthetic corpus.
         generate: target generation.
         stage1_targets: stage 1's target modes (mode name -> its options).
+        stage2_targets: modes stage 2 trains on beside SIFT_s and the picked sp mode(s) (each of those weighs
+            1), e.g. TSIT_s so that the paralinguistic projector also learns where the answer is the words heard.
         stage1: the semantic projector's training.
         stage2: the paralinguistic projector's training (stage 1's frozen).
     """
@@ -194,13 +210,15 @@ class PipelineRecipe:
     corpus: CorpusSection = field(default_factory=CorpusSection)
     generate: GenerateSection = field(default_factory=GenerateSection)
     stage1_targets: dict[str, StageTargets] = field(default_factory=_stage1_default_targets)
+    stage2_targets: dict[str, StageTargets] = field(default_factory=dict)
     stage1: StageRecipe = field(default_factory=StageRecipe)
     stage2: StageRecipe = field(default_factory=StageRecipe)
 
     def check(self) -> None:
         """Fail before anything runs, naming the key, on modes that do not exist or fields the pipeline fills."""
         for key, modes in (("generate.sp_candidates", self.generate.sp_candidates),
-                           ("stage1_targets", list(self.stage1_targets))):
+                           ("stage1_targets", list(self.stage1_targets)),
+                           ("stage2_targets", list(self.stage2_targets))):
             for mode in modes:
                 try:
                     get_mode(mode)
@@ -208,6 +226,15 @@ class PipelineRecipe:
                     raise ConfigError(f"{key}: {error}") from None
         if not self.stage1_targets:
             raise ConfigError("stage1_targets is empty: stage 1 would have nothing to train on")
+        for mode, options in self.stage2_targets.items():
+            if mode == "sift_s" or mode in self.generate.sp_candidates:
+                raise ConfigError(f"stage2_targets.{mode}: stage 2 trains on SIFT_s and the picked sp mode already; "
+                                  "list only other modes there")
+            first = self.stage1_targets.get(mode)
+            if first is not None and (options.limit, options.max_new_tokens) not in (
+                    (None, None), (first.limit, first.max_new_tokens)):
+                raise ConfigError(f"stage2_targets.{mode}: stage 1 writes this mode's targets (one file per split); "
+                                  f"leave its limit and max_new_tokens to stage1_targets.{mode}")
         for name in _STAGES:
             stage = getattr(self, name)
             filled = {"output_dir": stage.output_dir, "data.train": stage.data.train, "data.valid": stage.data.valid}
@@ -277,10 +304,11 @@ def sentence_corpus(out_dir: str | Path, num: int, llm: str, common_tokens: int 
     return build_sentence_corpus(texts, out_dir, num, seed, workers)
 
 
-def _stage1_targets(out: Path, recipe: PipelineRecipe, datasets: dict[str, DatasetSpec]) -> dict[str, float]:
-    """Generate stage 1's target modes, each with its own limits and answer length; returns mode -> mix weight."""
+def _stage_targets(out: Path, recipe: PipelineRecipe, datasets: dict[str, DatasetSpec],
+                   targets: dict[str, StageTargets]) -> dict[str, float]:
+    """Generate a stage's target modes, each with its own limits and answer length; returns mode -> mix weight."""
     weights = {}
-    for mode, options in recipe.stage1_targets.items():
+    for mode, options in targets.items():
         limits = options.limit or recipe.generate.limit
         backend = _backend(recipe, options.max_new_tokens) if get_mode(mode).self_generated else None
         _targets(out, datasets, [mode], backend, limits)
@@ -349,7 +377,7 @@ def _run_stages(recipe: PipelineRecipe) -> _Stages:
     _say(f"3/5 targets: {' + '.join(sp_modes)} and stage 1's for {', '.join(_SPLITS)}")
     _targets(out, datasets, sp_modes, backend, gen.limit)
     del backend  # frees the generation copy of the LLM before training loads its own
-    stage1_weights = _stage1_targets(out, recipe, datasets)
+    stage1_weights = _stage_targets(out, recipe, datasets, recipe.stage1_targets)
     modes = ["sift_s", *sp_modes]
     if "sift_s" not in stage1_weights:
         _targets(out, datasets, ["sift_s"], _backend(recipe), gen.limit)
@@ -365,13 +393,23 @@ def _run_stages(recipe: PipelineRecipe) -> _Stages:
                            [_manifest(out, "dev", mode) for mode in stage1_weights])
     stage1_model = _train_once(stage1)
 
-    _say(f"5/5 stage 2: the paralinguistic projector on SIFT_s + {' + '.join(sp_modes)}, stage 1 frozen")
+    extra = {mode: replace(recipe.stage1_targets.get(mode, options), weight=options.weight)  # stage 1's files
+             for mode, options in recipe.stage2_targets.items()}
+    stage2_weights = {mode: 1.0 for mode in modes} | _stage_targets(out, recipe, datasets, extra)
+    _say(f"5/5 stage 2: the paralinguistic projector on {' + '.join(_mode_names(list(stage2_weights)))}, "
+         "stage 1 frozen" + (", targets that decline left out" if gen.drop_declines else ""))
+    stage2_train = []
+    for mode, weight in stage2_weights.items():
+        manifest = _manifest(out, "train", mode)
+        if gen.drop_declines and get_mode(mode).self_generated:
+            kept = out / "stage2_kept" / Path(manifest).name
+            count, dropped = write_without_declines(manifest, kept)
+            logger.info("%s: %d targets kept, %d that decline left out (%s)", mode, count, dropped, kept)
+            manifest = str(kept)
+        stage2_train.append(TrainManifest(manifest, weight))
     model = replace(recipe.stage2.model, init_from=str(stage1_model), **answer_modes(sp_modes))
-    stage2 = _stage_recipe(
-        out, "stage2", replace(recipe.stage2, model=model),
-        [TrainManifest(_manifest(out, "train", mode)) for mode in modes],
-        [_manifest(out, "dev", mode) for mode in modes],
-    )
+    stage2 = _stage_recipe(out, "stage2", replace(recipe.stage2, model=model), stage2_train,
+                           [_manifest(out, "dev", mode) for mode in stage2_weights])
     return _Stages(out, datasets, sp_modes, list(stage1_weights), stage1_model, _train_once(stage2))
 
 

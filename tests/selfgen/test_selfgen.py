@@ -556,6 +556,27 @@ def test_an_answer_that_declines_is_told_from_one_that_answers(response, decline
     assert declines(response) is declined
 
 
+def test_a_manifest_without_declines_keeps_every_answer_in_order_and_counts_what_it_left(tmp_path):
+    from azeros.data import ManifestWriter
+    from azeros.selfgen import write_without_declines
+
+    source = tmp_path / "sift_sp_0.jsonl.gz"
+    with ManifestWriter(source) as writer:
+        for i, cut in enumerate(synthetic_cuts(6, tmp_path / "a.wav")):
+            response = "I'm sorry, as a chatbot I can't repeat that." if i % 3 == 0 else f"Answer {i}."
+            writer.write(with_target(cut, Target(response, "sift_sp", "", None, "<audio>x</audio>", "m", "stop")))
+    out = tmp_path / "kept" / "sift_sp_0.jsonl.gz"
+    out.parent.mkdir()
+    out.write_text("stale")  # replaced, not resumed
+    assert write_without_declines(source, out) == (4, 2)
+    kept = list(read_cuts(out))
+    assert [target_of(c).response for c in kept] == ["Answer 1.", "Answer 2.", "Answer 4.", "Answer 5."]
+    with ManifestWriter(tmp_path / "untargeted.jsonl.gz") as writer:
+        writer.write(next(iter(synthetic_cuts(1, tmp_path / "b.wav"))))
+    with pytest.raises(ValueError, match="carries no target"):
+        write_without_declines(tmp_path / "untargeted.jsonl.gz", tmp_path / "x.jsonl.gz")
+
+
 def test_the_check_counts_declining_targets_and_warns_of_them(tmp_path):
     generated = []
     for i, cut in enumerate(synthetic_cuts(10, tmp_path / "a.wav")):

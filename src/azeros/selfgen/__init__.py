@@ -6,7 +6,7 @@ Backends are imported when asked for (:func:`build_backend`), so reading this pa
 from typing import Any
 
 from azeros.selfgen.base import Backend, Request, Result, longest_repeat
-from azeros.selfgen.check import ElicitReport, ModeCoverage, SpPick, elicit_report
+from azeros.selfgen.check import ElicitReport, ModeCoverage, SpPick, elicit_report, write_without_declines
 from azeros.selfgen.job import GenerateJob, TargetsReport, answer_limit, generate_targets, load_generate_job
 from azeros.selfgen.runner import GenerateConfig, RunSummary, output_paths, run_generation, shard_of
 
@@ -31,6 +31,7 @@ __all__ = [
     "output_paths",
     "run_generation",
     "shard_of",
+    "write_without_declines",
 ]
 
 BACKENDS = ("transformers", "openai", "vllm")

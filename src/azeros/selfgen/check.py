@@ -23,13 +23,14 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lhotse.cut import Cut
 
-from azeros.data import Utterance, target_of
+from azeros.data import ManifestWriter, Utterance, read_cuts, target_of
 from azeros.text import META_KEYS
 
-__all__ = ["DECLINE_WARNING", "ElicitReport", "ModeCoverage", "SpPick", "declines", "elicit_report"]
+__all__ = ["DECLINE_WARNING", "ElicitReport", "ModeCoverage", "SpPick", "declines", "elicit_report", "write_without_declines"]
 
 # The share of declining targets from which the report warns.
 DECLINE_WARNING = 0.1
@@ -68,6 +69,31 @@ def _mentions(response: str, value: str) -> bool:
 def declines(response: str) -> bool:
     """Whether an answer declines the request or apologises instead of answering (see the module docstring)."""
     return _DECLINES.search(response.lower().replace("\u2019", "'")) is not None
+
+
+def write_without_declines(manifest: str | Path, out: str | Path) -> tuple[int, int]:
+    """Copy a target manifest to ``out`` (replaced if there), leaving out the cuts whose target declines.
+
+    Returns:
+        ``(kept, dropped)``: how many cuts were copied and how many declined.
+
+    Raises:
+        ValueError: naming the cut, when one carries no target.
+    """
+    out = Path(out)
+    out.unlink(missing_ok=True)  # a fresh copy: the writer would otherwise resume what is there
+    kept = dropped = 0
+    with ManifestWriter(out) as writer:
+        for cut in read_cuts(manifest):
+            target = target_of(cut)
+            if target is None:
+                raise ValueError(f"{manifest}: cut {cut.id} carries no target")
+            if declines(target.response):
+                dropped += 1
+            else:
+                writer.write(cut)
+                kept += 1
+    return kept, dropped
 
 
 def _content_words(transcript: str) -> set[str]:

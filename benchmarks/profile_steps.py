@@ -1,11 +1,12 @@
 """Where the time of a training step and of decoding goes (torch.profiler), as shares of the wall time.
 
-    .venv/bin/python benchmarks/profile_steps.py [--steps 4] [--batch 8] [--cuts 64] [--max-new-tokens 256]
+    .venv/bin/python benchmarks/profile_steps.py [--steps 4] [--batch 8] [--targets MANIFEST] [--cuts 64]
+        [--max-new-tokens 256]
 
 Training: the training loop's own steps (the model built, the encoder cache filled and one step run first,
 untimed; then each step: the batch built from the cache, split into micro-batches as ``data.max_tokens_per_forward``
-says, each teacher-forced pass and its backward, the optimizer step) on the same synthetic SIFT_s data as
-``benchmarks/train.py``. Decoding: the transformers backend of target generation answering ``--cuts``
+says, each teacher-forced pass and its backward, the optimizer step) on the same data as ``benchmarks/train.py``
+(its fixed responses, or with ``--targets`` a manifest that ``azeros generate`` wrote). Decoding: the transformers backend of target generation answering ``--cuts``
 prompts of ``benchmarks/synthetic_cuts.py`` together. Each operator's own CPU time (not its children's)
 is put in one group: matmuls, attention (the fused kernel or its math parts and softmax), copies and
 gathers (copy, cat, index, masked scatter...), elementwise and reductions (norms, activations, masks),
@@ -29,9 +30,8 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_cuts import TRANSCRIPTS  # noqa: E402
-from train import write_targets  # noqa: E402
+from train import benchmark_manifest  # noqa: E402
 
-from azeros.data.corpus import build_synthetic_corpus  # noqa: E402
 from azeros.selfgen.base import Request  # noqa: E402
 from azeros.selfgen.transformers_backend import TransformersBackend  # noqa: E402
 from azeros.text import get_mode, target_messages  # noqa: E402
@@ -63,9 +63,8 @@ def shares(prof: profile, wall: float) -> dict[str, float]:
     return {group: round(value / wall, 3) for group, value in sorted(seconds.items(), key=lambda kv: -kv[1])}
 
 
-def profile_training(work: Path, steps: int, batch: int) -> tuple[dict[str, float], float]:
-    corpus = build_synthetic_corpus(work / "corpus", num_utterances=max(80, batch * (steps + 2) * 10 // 7), seed=0)
-    manifest = write_targets(corpus["train"], work / "sift_s_0.jsonl.gz", batch * (steps + 1))
+def profile_training(work: Path, steps: int, batch: int, targets: str | None) -> tuple[dict[str, float], float]:
+    manifest = benchmark_manifest(work, batch * (steps + 1), targets)
     recipe_file = work / "recipe.yaml"
     recipe_file.write_text(yaml.safe_dump({
         "output_dir": str(work / "run"), "seed": 0,
@@ -116,11 +115,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="training steps profiled")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--targets", default=None, help="a generated manifest to train on instead of fixed responses")
     parser.add_argument("--cuts", type=int, default=64, help="prompts decoded together")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     args = parser.parse_args()
     torch.manual_seed(0)
-    training, training_wall = profile_training(Path(tempfile.mkdtemp(prefix="azeros-profile-")), args.steps, args.batch)
+    training, training_wall = profile_training(Path(tempfile.mkdtemp(prefix="azeros-profile-")), args.steps, args.batch,
+                                                       args.targets)
     decoding, decoding_wall = profile_decoding(args.cuts, args.max_new_tokens)
     for name, table, wall in (("training", training, training_wall), ("decoding", decoding, decoding_wall)):
         print(f"{name} ({wall:.1f} s profiled):", file=sys.stderr)

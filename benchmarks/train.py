@@ -60,6 +60,19 @@ def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def benchmark_manifest(work: Path, count: int, targets: str | None = None) -> Path:
+    """``work/sift_s_0.jsonl.gz``: the first ``count`` cuts of a generated manifest ``targets``, or else
+    :func:`write_targets` over a synthetic corpus spoken into ``work/corpus``."""
+    manifest = work / "sift_s_0.jsonl.gz"
+    if targets:
+        with ManifestWriter(manifest) as writer:
+            for cut in itertools.islice(read_cuts(targets), count):
+                writer.write(cut)
+        return manifest
+    corpus = build_synthetic_corpus(work / "corpus", num_utterances=max(80, count * 10 // 7), seed=0)
+    return write_targets(corpus["train"], manifest, count)
+
+
 def write_targets(corpus: Path, out: Path, count: int) -> Path:
     """A SIFT_s manifest of the corpus's first ``count`` cuts with fixed responses of 1 to 5 sentences."""
     rng = random.Random(0)
@@ -123,14 +136,7 @@ def main() -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="azeros-train-bench-"))
     torch.manual_seed(0)
 
-    if args.targets:
-        manifest = work / "sift_s_0.jsonl.gz"
-        with ManifestWriter(manifest) as writer:
-            for cut in itertools.islice(read_cuts(args.targets), args.utterances):
-                writer.write(cut)
-    else:
-        corpus = build_synthetic_corpus(work / "corpus", num_utterances=max(80, args.utterances * 10 // 7), seed=0)
-        manifest = write_targets(corpus["train"], work / "sift_s_0.jsonl.gz", args.utterances)
+    manifest = benchmark_manifest(work, args.utterances, args.targets)
     recipe_file = work / "recipe.yaml"
     recipe_file.write_text(yaml.safe_dump({
         "output_dir": str(work / "ours"), "seed": 0,

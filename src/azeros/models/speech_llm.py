@@ -358,7 +358,9 @@ class SpeechLLM(nn.Module):
         supervised = targets != IGNORE_INDEX
         keep = torch.ones_like(supervised) if return_logits else supervised
         logits = self._own_logits(inputs, keep)  # [kept, V]
-        chosen = logits[supervised[keep]].float()  # [n, V]
+        # Without return_logits every kept position is supervised: indexing would copy [n, V] (and scatter its
+        # gradient back), as much as the cross-entropy itself costs on a CPU.
+        chosen = (logits[supervised[keep]] if return_logits else logits).float()  # [n, V]
         wanted = targets[supervised]  # [n]
         loss = nn.functional.cross_entropy(chosen, wanted)
         return ForwardOutput(

@@ -62,9 +62,14 @@ def reference_method(backend: TransformersBackend, prompts: list[list[int]], bat
     return answers
 
 
+def linear_weights(llm: torch.nn.Module) -> list[torch.Tensor]:
+    """The weights of the LLM's linear layers, the LM head included (tied to the embeddings: counted once)."""
+    return [m.weight for m in llm.modules() if isinstance(m, torch.nn.Linear)]
+
+
 def linear_seconds(llm: torch.nn.Module, rows: int, repeats: int = 3) -> float:
     """Seconds the LLM's linear layers (a decoding step's matmuls) take on ``rows`` rows, best of ``repeats``."""
-    weights = [m.weight for m in llm.modules() if isinstance(m, torch.nn.Linear)]
+    weights = linear_weights(llm)
     inputs = {w.shape[1]: torch.randn(rows, w.shape[1], dtype=w.dtype, device=w.device) for w in weights}
     best = float("inf")
     with torch.inference_mode():
@@ -132,7 +137,7 @@ def main() -> None:
     figures["ratio"] = round(figures["ours_tokens_per_s"] / figures["reference_tokens_per_s"], 2)
     peak = max(peak, matmul_peak())
     print(f"matmul peak (fp32, 2048^3): {peak:.1f} GFLOP/s", file=sys.stderr)
-    weights = sum(m.weight.numel() for m in backend.llm.modules() if isinstance(m, torch.nn.Linear))
+    weights = sum(weight.numel() for weight in linear_weights(backend.llm))
     figures["matmul_peak_gflops"] = round(peak, 1)
     figures["ours_gflops"] = round(2 * weights * figures["ours_tokens_per_s"] / 1e9, 1)
     figures["peak_fraction"] = round(figures["ours_gflops"] / peak, 3)

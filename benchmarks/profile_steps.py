@@ -6,8 +6,8 @@
 Training: the training loop's own steps (the model built, the encoder cache filled and one step run first,
 untimed; then each step: the batch built from the cache, split into micro-batches as ``data.max_tokens_per_forward``
 says, each teacher-forced pass and its backward, the optimizer step) on the same data as ``benchmarks/train.py``
-(its fixed responses, or with ``--targets`` a manifest that ``azeros generate`` wrote). Decoding: the transformers backend of target generation answering ``--cuts``
-prompts of ``benchmarks/synthetic_cuts.py`` together. Each operator's own CPU time (not its children's)
+(its fixed responses, or with ``--targets`` a manifest that ``azeros generate`` wrote). Decoding: the
+transformers backend of target generation answering ``--cuts`` prompts of ``benchmarks/synthetic_cuts.py`` together. Each operator's own CPU time (not its children's)
 is put in one group: matmuls, attention (the fused kernel or its math parts and softmax), copies and
 gathers (copy, cat, index, masked scatter...), elementwise and reductions (norms, activations, masks),
 and the rest; what no operator accounts for is Python and framework overhead. Run alone on the machine.
@@ -120,8 +120,8 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     args = parser.parse_args()
     torch.manual_seed(0)
-    training, training_wall = profile_training(Path(tempfile.mkdtemp(prefix="azeros-profile-")), args.steps, args.batch,
-                                                       args.targets)
+    work = Path(tempfile.mkdtemp(prefix="azeros-profile-"))
+    training, training_wall = profile_training(work, args.steps, args.batch, args.targets)
     decoding, decoding_wall = profile_decoding(args.cuts, args.max_new_tokens)
     for name, table, wall in (("training", training, training_wall), ("decoding", decoding, decoding_wall)):
         print(f"{name} ({wall:.1f} s profiled):", file=sys.stderr)

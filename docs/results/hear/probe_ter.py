@@ -29,4 +29,5 @@ for folder in folders:
     model = first if folder == folders[0] else load_model(folder)
     targets = nn.functional.normalize(model.llm.get_input_embeddings().weight.detach().float()[vocab], dim=-1)
     projector = model.projectors["semantic"].eval()
-    print(folder, _heard_token_error_rate(projector, projector.blank, targets, vocab, probe, recipe.align.scale), flush=True)
+    rate = _heard_token_error_rate(projector, projector.blank, targets, vocab, probe, recipe.align.scale)
+    print(folder, rate, flush=True)

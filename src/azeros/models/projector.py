@@ -4,7 +4,8 @@ Optionally (``context_layers``) a few Transformer layers between the two linear 
 the others. The paper's projector sees k frames at a time (80 ms for Whisper at k=4); a token spans several
 positions, and the frozen encoder's frames alone leave a CTC-aligned projector hearing its own training
 sentences with a word error rate of 0.26-0.48 (docs/results/hear, session 10: a 7x wider one fits them no
-better; two context layers: 0.18-0.35, session 11). The layers are off by default, so the reference's checkpoints keep their two layers.
+better; two context layers: 0.18-0.35, session 11). The layers are off by default, so the reference's
+checkpoints keep their two layers.
 
 Optionally (``compress``) its outputs are CTC-compressed into token embeddings before the LLM reads them. A
 projector aligned by CTC onto the LLM's token embeddings (:mod:`azeros.training.align`) puts one position

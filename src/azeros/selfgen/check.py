@@ -30,7 +30,15 @@ from lhotse.cut import Cut
 from azeros.data import ManifestWriter, Utterance, read_cuts, target_of
 from azeros.text import META_KEYS
 
-__all__ = ["DECLINE_WARNING", "ElicitReport", "ModeCoverage", "SpPick", "declines", "elicit_report", "write_without_declines"]
+__all__ = [
+    "DECLINE_WARNING",
+    "ElicitReport",
+    "ModeCoverage",
+    "SpPick",
+    "declines",
+    "elicit_report",
+    "write_without_declines",
+]
 
 # The share of declining targets from which the report warns.
 DECLINE_WARNING = 0.1

@@ -7,10 +7,11 @@ Training: the training loop's own steps (the model built, the encoder cache fill
 untimed; then each step: the batch built from the cache, split into micro-batches as ``data.max_tokens_per_forward``
 says, each teacher-forced pass and its backward, the optimizer step) on the same data as ``benchmarks/train.py``
 (its fixed responses, or with ``--targets`` a manifest that ``azeros generate`` wrote). Decoding: the
-transformers backend of target generation answering ``--cuts`` prompts of ``benchmarks/synthetic_cuts.py`` together. Each operator's own CPU time (not its children's)
-is put in one group: matmuls, attention (the fused kernel or its math parts and softmax), copies and
-gathers (copy, cat, index, masked scatter...), elementwise and reductions (norms, activations, masks),
-and the rest; what no operator accounts for is Python and framework overhead. Run alone on the machine.
+transformers backend of target generation answering ``--cuts`` prompts of ``benchmarks/synthetic_cuts.py``
+together. Each operator's own CPU time (not its children's) is put in one group: matmuls, attention (the
+fused kernel or its math parts and softmax), copies and gathers (copy, cat, index, masked scatter...),
+elementwise and reductions (norms, activations, masks), and the rest; what no operator accounts for is Python
+and framework overhead. Run alone on the machine.
 The last line is a JSON object.
 """
 

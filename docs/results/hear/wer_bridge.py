@@ -1,4 +1,5 @@
-"""How well must a projector hear for the LLM to answer? Answers against the word error rate of what it reads (session 13).
+"""How well must a projector hear for the LLM to answer? Answers against the word error rate of what it reads
+(docs/results/hear, session 13).
 
 The shipped projector compresses speech into the LLM's own token embeddings, so what the LLM reads can be written
 down (its heard transcript, ``azeros.eval.heard``). This script gives the same frozen LLM, as text, that heard
@@ -117,14 +118,14 @@ def main(folder: str, data: str, out_dir: str) -> None:
     cascade = CascadeSystem(model, WhisperTranscriber())
     systems.append(cascade)
     result = run_benchmark(systems, tasks, out, batch_size=16)
+    spoken = [i for i, item in enumerate(items) if item.task == "spoken_qa"]
+    real = [i for i, item in enumerate(items) if item.task != "spoken_qa"]
+    text_rows = [json.loads(line) for line in (out / "text" / "items.jsonl").open()]
+    right = {r["id"] for r in text_rows if r["task"] == "spoken_qa" and r["score"] == 1.0}
     bridge = {}
     for system in systems:
         read = system.transcripts(items)
-        spoken = [i for i, item in enumerate(items) if item.task == "spoken_qa"]
-        real = [i for i, item in enumerate(items) if item.task != "spoken_qa"]
         rows = [json.loads(line) for line in (out / system.name / "items.jsonl").open()]
-        text_rows = [json.loads(line) for line in (out / "text" / "items.jsonl").open()]
-        right = {r["id"] for r in text_rows if r["task"] == "spoken_qa" and r["score"] == 1.0}
         qa = [r for r in rows if r["task"] == "spoken_qa"]
         recall = [r["score"] for r in rows if r["task"] == "real_checks" and r["subtask"] == "repeat"]
         bridge[system.name] = {

@@ -20,12 +20,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).parent
-# the varied-text aligned projectors (docs/results/hear README): distinct training utterances, held-out heard WER
-# on the 95-item split; the first three are data_curve.json's "wordnet_points" and its largest template run
-VARIED = [(10431, 0.6714, "templates, 1,500 steps"),
-          (19583, 0.5757, "+ WordNet, LLM sentences, 3,000 steps"),
-          (29191, 0.5563, "+ definitions, 7,000 steps (shipped projector)"),
-          (45155, 0.5034, "+ rare-token examples, context layers, 4,000 steps")]
+# the context projector (docs/results/hear, session 11): distinct training utterances, held-out heard WER on the
+# 95-item split; the varied-text runs before it are data_curve.json's
+CONTEXT = (45155, 0.5034)
+
+
+def varied_text_points() -> list[tuple[int, float]]:
+    """(utterances, held-out heard WER) of the aligned projectors as their texts grew more varied: the largest
+    template-only run, data_curve.json's WordNet runs (steps grew with them), then the context projector."""
+    curve = json.loads((HERE / "data_curve.json").read_text())
+    runs = [max(curve["points"], key=lambda p: p["utterances"]), *curve["wordnet_points"]]
+    return [(p["utterances"], p["held_out_wer"]) for p in runs] + [CONTEXT]
 
 
 def crossing(xs: list[float], ys: list[float], level: float) -> float | None:
@@ -56,12 +61,15 @@ def main(bridge_dir: str, shipped_items: str) -> None:
     wer_for_half = crossing(wers, relative, 0.5)
     wer_for_recall = crossing(sorted(real_wers), [r for _, r in sorted(zip(real_wers, recall))], 0.3)
 
-    counts = np.array([c for c, _, _ in VARIED], dtype=float)
-    slope, intercept = np.polyfit(np.log10(counts), [w for _, w, _ in VARIED], 1)
+    varied = varied_text_points()
+    counts = np.array([c for c, _ in varied], dtype=float)
+    heard_wers = [w for _, w in varied]
+    slope, intercept = np.polyfit(np.log10(counts), heard_wers, 1)
     utterances_for = {f"{w:.3f}": round(10 ** ((w - intercept) / slope)) for w in (wer_for_half, 0.3) if w}
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6))
-    left.plot(wers, [100 * r for r in relative], marker="o", label="LLM reads the shipped projector's transcript, errors repaired")
+    left.plot(wers, [100 * r for r in relative], marker="o",
+              label="LLM reads the shipped projector's transcript, errors repaired")
     left.plot(real_wers, [100 * r for r in recall], marker="s", linestyle="--",
               label="the same: real-recording repeat recall (x: WER on the recordings)")
     cascade = bridge["cascade"]
@@ -83,13 +91,14 @@ def main(bridge_dir: str, shipped_items: str) -> None:
     left.grid(alpha=0.3)
     left.legend(fontsize="x-small")
 
-    right.plot(counts, [w for _, w, _ in VARIED], marker="*", markersize=11, linestyle="none", color="C3",
+    right.plot(counts, heard_wers, marker="*", markersize=11, linestyle="none", color="C3",
                label="aligned projectors, varied texts (held-out heard WER)")
     grid = np.logspace(np.log10(counts[0]), 7, 60)
     right.plot(grid, intercept + slope * np.log10(grid), color="gray", linestyle="--", linewidth=1,
                label=f"log-linear fit: {intercept:.2f} {slope:+.3f} log10(utterances)")
     if wer_for_half is not None:
-        right.axhline(wer_for_half, color="C0", linestyle=":", label=f"WER at which the LLM answers 50% ({wer_for_half:.2f})")
+        right.axhline(wer_for_half, color="C0", linestyle=":",
+                      label=f"WER at which the LLM answers 50% ({wer_for_half:.2f})")
     right.set_xscale("log")
     right.set_xlabel("distinct training utterances (text and steps grew together)")
     right.set_ylabel("held-out heard WER")
